@@ -1,0 +1,317 @@
+"""Text out of LLM streams, read by duck typing (openai is never imported here).
+
+Shapes read, from objects (openai's pydantic models) or plain dicts alike:
+
+- Chat Completions chunks (``Stream``/``AsyncStream`` of ``ChatCompletionChunk``; DashScope's
+  OpenAI-compatible mode sends the same): text is ``choices[0].delta.content``; a non-null
+  ``finish_reason`` ends the turn. Empty ``choices`` (the usage chunk), ``content=None``, tool-call
+  deltas, ``refusal`` and ``reasoning_content`` are not spoken. Only choice 0 is spoken (``n>1``).
+- Legacy Completions chunks: text is ``choices[0].text``.
+- ``client.chat.completions.stream(...)`` events: ``content.delta`` is text, the finish reason of a
+  ``chunk`` event ends the turn. The stream manager itself is accepted and entered.
+- Responses API events: ``response.output_text.delta`` is text, ``response.completed`` and
+  ``response.incomplete`` end the turn, ``error`` and ``response.failed`` raise
+  :class:`~voicebridge.errors.SourceError`. Every other event type is not spoken.
+- A ``str`` (one piece), iterables and async iterables of ``str``.
+
+End of turn is surfaced by :func:`iter_events` / :func:`aiter_events` as an :class:`EndOfTurn`
+event (flush now: the text of this turn is complete); reading goes on after it, so a trailing
+usage chunk is still consumed. :func:`iter_text` / :func:`aiter_text` yield the text alone.
+
+Every iterator returned here closes its source when it is closed early or finishes, so a
+stream the caller stops reading (barge-in) releases its HTTP connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from dataclasses import dataclass
+from typing import Any, TypeAlias, cast
+
+from .errors import SourceError
+
+__all__ = [
+    "EndOfTurn",
+    "StreamEvent",
+    "StreamReader",
+    "TextDelta",
+    "aclose_source",
+    "aiter_events",
+    "aiter_text",
+    "close_source",
+    "iter_events",
+    "iter_text",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A non-empty piece of text to speak."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class EndOfTurn:
+    """The LLM finished its turn: ``reason`` is the finish reason as sent (``"stop"``,
+    ``"length"``, ``"tool_calls"``, ``"completed"``, ``"max_output_tokens"``, ...)."""
+
+    reason: str
+
+
+StreamEvent: TypeAlias = TextDelta | EndOfTurn
+
+_TEXT_EVENTS = frozenset({"response.output_text.delta", "content.delta"})
+_ERROR_EVENTS = frozenset({"error", "response.failed"})
+
+
+def _field(obj: object, name: str) -> object:
+    """``obj.name`` or ``obj[name]`` for mappings; None when absent."""
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _str_field(obj: object, name: str) -> str | None:
+    value = _field(obj, name)
+    return value if isinstance(value, str) else None
+
+
+class StreamReader:
+    """I/O-free core shared by the sync and async readers: one stream item in, events out.
+
+    Use one reader per stream: it remembers whether it already warned about unknown items.
+    """
+
+    def __init__(self) -> None:
+        self._warned = False
+
+    def feed(self, item: object) -> list[StreamEvent]:
+        """Events for one stream item; raises SourceError for ``error``/``response.failed``."""
+        if isinstance(item, str):
+            return [TextDelta(item)] if item else []
+        kind = _str_field(item, "type")
+        if kind is not None:
+            return self._typed_event(kind, item)
+        choices = _field(item, "choices")
+        if isinstance(choices, Sequence) and not isinstance(choices, str):
+            return _choices_events(choices)
+        if not self._warned:
+            self._warned = True
+            logger.warning(
+                "LLM stream item of type %s is neither text nor a known OpenAI shape; "
+                "skipping such items",
+                type(item).__name__,
+            )
+        return []
+
+    def _typed_event(self, kind: str, item: object) -> list[StreamEvent]:
+        if kind in _TEXT_EVENTS:
+            delta = _str_field(item, "delta")
+            return [TextDelta(delta)] if delta else []
+        if kind == "chunk":  # chat.completions.stream(): text comes from content.delta
+            chunk_choices = _field(_field(item, "chunk"), "choices")
+            if not isinstance(chunk_choices, Sequence):
+                return []
+            return [e for e in _choices_events(chunk_choices) if isinstance(e, EndOfTurn)]
+        if kind == "response.completed":
+            return [EndOfTurn("completed")]
+        if kind == "response.incomplete":
+            details = _field(_field(item, "response"), "incomplete_details")
+            return [EndOfTurn(_str_field(details, "reason") or "incomplete")]
+        if kind in _ERROR_EVENTS:
+            raise _source_error(kind, item)
+        return []
+
+
+def _choices_events(choices: Sequence[object]) -> list[StreamEvent]:
+    events: list[StreamEvent] = []
+    for choice in choices:
+        if _field(choice, "index") not in (0, None):
+            continue
+        delta = _field(choice, "delta")
+        text = _str_field(delta, "content") if delta is not None else _str_field(choice, "text")
+        if text:
+            events.append(TextDelta(text))
+        reason = _str_field(choice, "finish_reason")
+        if reason:
+            events.append(EndOfTurn(reason))
+    return events
+
+
+def _source_error(kind: str, item: object) -> SourceError:
+    error = _field(_field(item, "response"), "error") if kind == "response.failed" else item
+    code = _str_field(error, "code") or "unknown"
+    message = _str_field(error, "message") or "no message"
+    return SourceError(f"LLM stream reported {kind}: {code}: {message}")
+
+
+def _reject(source: object) -> None:
+    """Raise TypeError when ``source`` cannot be a stream (a complete response, say)."""
+    if _field(source, "choices") is not None or _field(source, "output") is not None:
+        raise TypeError(
+            f"{type(source).__name__} is a complete LLM response, not a stream: "
+            "request it with stream=True"
+        )
+
+
+def _not_readable(source: object, hint: str) -> TypeError:
+    return TypeError(
+        f"cannot read text from {type(source).__name__}: expected an LLM stream, a str or an "
+        f"iterable of str{hint}"
+    )
+
+
+def iter_events(source: object) -> Iterator[StreamEvent]:
+    """Events of a sync stream; TypeError (raised now, not at first ``next``) if unreadable."""
+    return _events_of(source)
+
+
+def _events_of(source: object) -> Generator[StreamEvent, None, None]:
+    if isinstance(source, str):
+        return _events([source])
+    _reject(source)
+    if isinstance(source, Iterable):
+        return _events(source)
+    if isinstance(source, contextlib.AbstractContextManager):
+        return _events_of_manager(source)
+    if isinstance(source, AsyncIterable | contextlib.AbstractAsyncContextManager | Awaitable):
+        raise _not_readable(source, " (this one is asynchronous: use aiter_text or aspeak)")
+    raise _not_readable(source, "")
+
+
+def _events(source: Iterable[object]) -> Generator[StreamEvent, None, None]:
+    reader = StreamReader()
+    try:
+        for item in source:
+            yield from reader.feed(item)
+    finally:
+        close_source(source)
+
+
+def _events_of_manager(
+    manager: contextlib.AbstractContextManager[object],
+) -> Generator[StreamEvent, None, None]:
+    with manager as stream:
+        yield from _events_of(stream)
+
+
+def iter_text(source: object) -> Iterator[str]:
+    """Non-empty text pieces of a sync stream (see the module docstring for the shapes).
+
+    Raises SourceError when the stream reports a failure, TypeError now if ``source`` cannot be
+    read. Closing the returned iterator closes the source.
+    """
+    return _only_text(_events_of(source))
+
+
+def _only_text(events: Generator[StreamEvent, None, None]) -> Generator[str, None, None]:
+    with contextlib.closing(events):
+        for event in events:
+            if isinstance(event, TextDelta):
+                yield event.text
+
+
+def close_source(source: object) -> None:
+    """Close a sync source read only partly (openai ``Stream``, helper stream, generator).
+
+    Idempotent; a no-op for sources without ``close`` (lists, str). An openai stream may be
+    closed from another thread: the thread reading it then gets an error or the end.
+    """
+    close = getattr(source, "close", None)
+    if callable(close) and not inspect.iscoroutinefunction(close):
+        close()
+
+
+def aiter_events(source: object) -> AsyncIterator[StreamEvent]:
+    """Events of an async (or sync) stream; also accepts an awaitable that returns one, as
+    ``AsyncOpenAI().chat.completions.create(..., stream=True)`` does. TypeError now if unreadable.
+
+    A sync iterable is read on the event loop: fine for in-memory text, not for network streams.
+    """
+    return _aevents_of(source)
+
+
+def _aevents_of(source: object) -> AsyncGenerator[StreamEvent, None]:
+    if isinstance(source, str):
+        return _aevents([source])
+    _reject(source)
+    if isinstance(source, AsyncIterable | Iterable):
+        return _aevents(source)
+    if isinstance(source, contextlib.AbstractAsyncContextManager):
+        return _aevents_of_manager(source)
+    if isinstance(source, Awaitable):
+        return _aevents_of_awaitable(source)
+    raise _not_readable(source, "")
+
+
+async def _aevents(
+    source: AsyncIterable[object] | Iterable[object],
+) -> AsyncGenerator[StreamEvent, None]:
+    reader = StreamReader()
+    try:
+        if isinstance(source, AsyncIterable):
+            async for item in source:
+                for event in reader.feed(item):
+                    yield event
+        else:
+            for item in source:
+                for event in reader.feed(item):
+                    yield event
+    finally:
+        await aclose_source(source)
+
+
+async def _aevents_of_manager(
+    manager: contextlib.AbstractAsyncContextManager[object],
+) -> AsyncGenerator[StreamEvent, None]:
+    async with manager as stream, contextlib.aclosing(_aevents_of(stream)) as events:
+        async for event in events:
+            yield event
+
+
+async def _aevents_of_awaitable(
+    awaitable: Awaitable[object],
+) -> AsyncGenerator[StreamEvent, None]:
+    stream = await awaitable
+    async with contextlib.aclosing(_aevents_of(stream)) as events:
+        async for event in events:
+            yield event
+
+
+def aiter_text(source: object) -> AsyncIterator[str]:
+    """Non-empty text pieces of an async or sync stream (see :func:`aiter_events`)."""
+    return _aonly_text(_aevents_of(source))
+
+
+async def _aonly_text(events: AsyncGenerator[StreamEvent, None]) -> AsyncGenerator[str, None]:
+    async with contextlib.aclosing(events):
+        async for event in events:
+            if isinstance(event, TextDelta):
+                yield event.text
+
+
+async def aclose_source(source: object) -> None:
+    """Close an async or sync source read only partly (``aclose`` first, else ``close``)."""
+    close: Any = getattr(source, "aclose", None)
+    if not callable(close):
+        close = getattr(source, "close", None)
+    if callable(close):
+        result = close()
+        if inspect.isawaitable(result):
+            await cast(Awaitable[object], result)
