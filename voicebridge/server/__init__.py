@@ -1,0 +1,1 @@
+"""Local CosyVoice-compatible server: websockets app, speech engines, voices, fault injection."""

@@ -1,0 +1,78 @@
+"""From the engine's 16-bit mono PCM to what a task asked for: sample rate and container.
+
+One :class:`TaskEncoder` per task, fed the task's chunks in order: audio of a task is one stream,
+so the resampler keeps its phase across chunks and sentences, and a wav header goes on the first
+frame of the task only (later frames are raw continuation, as the service streams them).
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+__all__ = ["SERVER_FORMATS", "Resampler", "TaskEncoder", "wav_header"]
+
+SERVER_FORMATS = ("pcm", "wav")
+"""The formats this server produces; mp3 and opus are answered with task-failed."""
+
+_STREAM_SIZE = 0xFFFFFFFF  # RIFF/data size of a wav stream whose length is not known yet
+
+
+def wav_header(sample_rate: int) -> bytes:
+    """A 44-byte header for 16-bit mono PCM of unknown length."""
+    return b"".join(
+        (
+            b"RIFF",
+            struct.pack("<I", _STREAM_SIZE),
+            b"WAVEfmt ",
+            struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16),
+            b"data",
+            struct.pack("<I", _STREAM_SIZE),
+        )
+    )
+
+
+class Resampler:
+    """Streaming linear-interpolation resampler for 16-bit little-endian mono PCM.
+
+    Keeps the last input sample and the fractional read position between calls, so chunk
+    boundaries add no clicks; the output length tracks ``len(input) * dst / src`` within a sample.
+    """
+
+    def __init__(self, src_rate: int, dst_rate: int) -> None:
+        self._step = src_rate / dst_rate  # input samples per output sample
+        self._position = 0.0  # read position, relative to the first sample of the next buffer
+        self._carry = np.zeros(0, dtype=np.float64)
+
+    def process(self, pcm: bytes) -> bytes:
+        if self._step == 1.0:
+            return pcm
+        samples = np.concatenate((self._carry, np.frombuffer(pcm, dtype="<i2")))
+        last = len(samples) - 1
+        if last < self._position:
+            self._carry = samples
+            return b""
+        count = int((last - self._position) / self._step) + 1
+        times = self._position + self._step * np.arange(count)
+        out = np.interp(times, np.arange(len(samples)), samples)
+        self._position = self._position + self._step * count - last
+        self._carry = samples[-1:]
+        return bytes(np.round(out).astype("<i2").tobytes())
+
+
+class TaskEncoder:
+    """Turns engine PCM at ``src_rate`` into frames of ``fmt`` (pcm or wav) at ``dst_rate``."""
+
+    def __init__(self, fmt: str, src_rate: int, dst_rate: int) -> None:
+        if fmt not in SERVER_FORMATS:
+            raise ValueError(f"unsupported format {fmt!r}")
+        self._resampler = Resampler(src_rate, dst_rate)
+        self._header = wav_header(dst_rate) if fmt == "wav" else b""
+
+    def encode(self, pcm: bytes) -> bytes:
+        """The frame for one engine chunk (may be empty for a very short chunk)."""
+        data = self._resampler.process(pcm)
+        if data and self._header:
+            data, self._header = self._header + data, b""
+        return data
