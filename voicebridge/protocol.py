@@ -70,6 +70,7 @@ MSG_VOICE_UNKNOWN = "[tts:]Engine return error code: 418"
 MSG_INPUT_MISSING = "task can not be null"
 CODE_INVALID_PARAMETER = "InvalidParameter"
 CODE_CLIENT_ERROR = "CLIENT_ERROR"
+CODE_INTERNAL_ERROR = "InternalError"
 
 
 def new_task_id() -> str:
@@ -755,6 +756,12 @@ class ServerProtocol:
             task_id, "sentence-end", index, original_text=text, characters=task.billed
         )
         return [end, *self._maybe_finish(task, now)]
+
+    def synthesis_failed(self, task_id: str, message: str) -> list[ServerAction]:
+        """The engine could not synthesize a sentence of ``task_id``: task-failed, then close."""
+        if self.task_id != task_id:
+            return []
+        return self._fail(CODE_INTERNAL_ERROR, message, task_id)
 
     def _maybe_finish(self, task: _ServerTask, now: float) -> list[ServerAction]:
         if not task.finishing or task.outstanding:
