@@ -1,0 +1,208 @@
+"""The duplex client against the real local server on port 0, over real WebSockets."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+
+import pytest
+import websockets
+
+from voicebridge.client import AudioFormat, ResultCallback, SpeechSynthesizer
+from voicebridge.errors import (
+    AuthenticationError,
+    RemoteProtocolError,
+    SynthesisTimeout,
+    TaskFailedError,
+)
+from voicebridge.protocol import ServerEvent, ServerLimits
+from voicebridge.server import ServerThread
+from voicebridge.server.faults import FaultPlan
+
+PCM16K = AudioFormat.PCM_16000HZ_MONO_16BIT
+
+
+class Recorder(ResultCallback):
+    def __init__(self) -> None:
+        self.events: list[ServerEvent] = []
+        self.audio = bytearray()
+        self.errors: list[str] = []
+        self.completed = 0
+
+    def on_result(self, event: ServerEvent) -> None:
+        self.events.append(event)
+
+    def on_data(self, data: bytes) -> None:
+        self.audio += data
+
+    def on_error(self, message: str) -> None:
+        self.errors.append(message)
+
+    def on_complete(self) -> None:
+        self.completed += 1
+
+    def kinds(self) -> list[str]:
+        return [getattr(e, "type", None) or type(e).__name__ for e in self.events]
+
+
+@pytest.fixture
+def espeak() -> Iterator[ServerThread]:
+    with ServerThread(engine="espeak") as server:
+        yield server
+
+
+def synthesizer(url: str, callback: ResultCallback, **kwargs: object) -> SpeechSynthesizer:
+    return SpeechSynthesizer(
+        "cosyvoice-v2", "longxiaochun_v2", format=PCM16K, callback=callback, url=url, **kwargs
+    )  # type: ignore[arg-type]
+
+
+def test_event_order_audio_and_cjk_billing(espeak: ServerThread) -> None:
+    recorder = Recorder()
+    with synthesizer(espeak.url, recorder) as synth:
+        synth.streaming_call("Hello there. ")
+        synth.streaming_call("你好，世界。")
+        synth.streaming_complete()
+        assert synth.characters == 13 + 10  # "Hello there. " + 4 ideographs x2 + 2 marks
+        assert synth.get_last_request_id()
+        assert synth.get_first_package_delay() > 0
+    kinds = recorder.kinds()
+    assert kinds[0] == "TaskStarted" and kinds[-1] == "TaskFinished"
+    body = kinds[1:-1]
+    assert body.count("sentence-begin") == body.count("sentence-end") == 2
+    for begin in (i for i, k in enumerate(body) if k == "sentence-begin"):
+        assert body[begin + 1] == "sentence-synthesis"
+    seconds = len(recorder.audio) / (2 * 16000)
+    assert 1.0 < seconds < 8.0, seconds
+    samples = memoryview(bytes(recorder.audio)).cast("h")
+    assert max(abs(s) for s in samples) > 1000, "the audio is silent"
+    assert recorder.completed == 1
+
+
+def test_two_tasks_reuse_one_connection(espeak: ServerThread) -> None:
+    recorder = Recorder()
+    with synthesizer(espeak.url, recorder) as synth:
+        for text in ("First task.", "Second task."):
+            synth.streaming_call(text)
+            synth.streaming_complete()
+    transcripts = espeak.transcripts
+    assert len(transcripts) == 1, "both tasks must share one connection"
+    assert list(transcripts[0].tasks.values()) == [["First task."], ["Second task."]]
+
+
+def test_call_returns_audio_without_callback(espeak: ServerThread) -> None:
+    synth = SpeechSynthesizer("cosyvoice-v2", "loongeva_v2", format=PCM16K, url=espeak.url)
+    audio = synth.call("Short and sweet.")
+    synth.close()
+    assert audio is not None and len(audio) > 16000
+
+
+def test_idle_timer_fails_the_task_with_the_service_message() -> None:
+    limits = ServerLimits(idle_timeout=0.3)
+    with ServerThread(engine="tone", limits=limits) as server:
+        recorder = Recorder()
+        synth = synthesizer(server.url, recorder)
+        synth.streaming_call("Then nothing more arrives")
+        with pytest.raises(TaskFailedError) as failure:
+            synth.wait_done(5.0)
+            synth.streaming_complete()
+        synth.close()
+    assert failure.value.message == "request timeout after 23 seconds."
+    assert failure.value.task_id == synth.task_id
+    assert failure.value.retryable
+    assert recorder.errors
+
+
+def test_bad_key_is_refused_at_the_handshake() -> None:
+    with ServerThread(engine="tone", api_key="right-key") as server:
+        synth = synthesizer(server.url, Recorder(), api_key="sk-wrong-secret-1234")
+        with pytest.raises(AuthenticationError) as refused:
+            synth.streaming_call("hello")
+        ok = synthesizer(server.url, Recorder(), api_key="right-key")
+        ok.streaming_call("hello.")
+        ok.streaming_complete()
+        ok.close()
+    assert refused.value.status == 401
+    assert "sk-wrong-secret-1234" not in str(refused.value)
+    assert "sk-wrong-secret-1234" not in repr(synth)
+
+
+@pytest.mark.parametrize(
+    ("model", "voice"),
+    [("cosyvoice-v2", "no_such_voice"), ("cosyvoice-v1", "longxiaochun_v2")],
+)
+def test_unknown_voice_or_version_mismatch_is_invalid_parameter(model: str, voice: str) -> None:
+    with ServerThread(engine="tone") as server:
+        synth = SpeechSynthesizer(model, voice, format=PCM16K, url=server.url)
+        with pytest.raises(TaskFailedError) as failure:
+            synth.streaming_call("hello")
+        synth.close()
+    assert failure.value.code == "InvalidParameter"
+    assert failure.value.message == "[tts:]Engine return error code: 418"
+    assert not failure.value.retryable
+
+
+def test_text_over_the_message_limit_fails_the_task() -> None:
+    with ServerThread(engine="tone") as server:
+        synth = synthesizer(server.url, Recorder())
+        synth.streaming_call("字" * 1001)  # 2,002 billed characters > 2,000
+        with pytest.raises(TaskFailedError, match="limit"):
+            synth.streaming_complete()
+        synth.close()
+
+
+def test_a_server_that_never_starts_the_task_times_out() -> None:
+    with ServerThread(engine="tone", faults=FaultPlan(delay_task_started=5.0)) as server:
+        synth = synthesizer(server.url, Recorder(), start_timeout=0.3)
+        with pytest.raises(SynthesisTimeout, match="task-started"):
+            synth.streaming_call("hello")
+        synth.close()
+
+
+class MalformedServer:
+    """A real WebSocket server (not the local CosyVoice one) that answers run-task with a frame
+    the protocol does not allow: for the client's error path only."""
+
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+        self.url = ""
+        self._ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._main(),))
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+
+        async def handler(ws: websockets.ServerConnection) -> None:
+            await ws.recv()
+            await ws.send(self.reply)
+            await ws.wait_closed()
+
+        async with websockets.serve(handler, "127.0.0.1", 0) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            self.url = f"ws://127.0.0.1:{port}/api-ws/v1/inference"
+            self._ready.set()
+            await self._stop.wait()
+
+    def __enter__(self) -> MalformedServer:
+        self._thread.start()
+        assert self._ready.wait(5)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(5)
+
+
+@pytest.mark.parametrize("reply", ["{not json", '{"header": {"event": "task-started"}}'])
+def test_malformed_server_message_raises_a_protocol_error_and_leaves_no_thread(reply: str) -> None:
+    before = set(threading.enumerate())
+    with MalformedServer(reply) as server:
+        recorder = Recorder()
+        synth = synthesizer(server.url, recorder)
+        with pytest.raises(RemoteProtocolError):
+            synth.streaming_call("hello")
+        synth.close()
+    assert recorder.errors
+    assert set(threading.enumerate()) <= before
