@@ -312,6 +312,7 @@ class _Connection:
                     await self._outbox.join()
         finally:
             await self._in_thread(_close_iterator, chunks)
+        self._dispatch(self._protocol.sentence_chunk(task_id, index, encoder.end_sentence()))
         self._dispatch(self._protocol.sentence_done(task_id, index, action.text, self._loop.time()))
 
     async def _in_thread(self, func: Callable[..., _T], *args: Any) -> _T:

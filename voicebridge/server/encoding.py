@@ -2,19 +2,24 @@
 
 One :class:`TaskEncoder` per task, fed the task's chunks in order: audio of a task is one stream,
 so the resampler keeps its phase across chunks and sentences, and a wav header goes on the first
-frame of the task only (later frames are raw continuation, as the service streams them).
+frame of the task only (later frames are raw continuation, as the service streams them). mp3
+needs the optional ``lameenc`` wheel; each sentence is then a complete mp3 stream of its own.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import struct
+from typing import Any
 
 import numpy as np
 
 __all__ = ["SERVER_FORMATS", "Resampler", "TaskEncoder", "wav_header"]
 
-SERVER_FORMATS = ("pcm", "wav")
-"""The formats this server produces; mp3 and opus are answered with task-failed."""
+_MP3_KBPS = 48  # valid for every MPEG sample rate the service offers (8 to 48 kHz)
+
+SERVER_FORMATS = ("pcm", "wav", "mp3") if importlib.util.find_spec("lameenc") else ("pcm", "wav")
+"""The formats this server produces; the others (opus) are answered with task-failed."""
 
 _STREAM_SIZE = 0xFFFFFFFF  # RIFF/data size of a wav stream whose length is not known yet
 
@@ -62,17 +67,41 @@ class Resampler:
 
 
 class TaskEncoder:
-    """Turns engine PCM at ``src_rate`` into frames of ``fmt`` (pcm or wav) at ``dst_rate``."""
+    """Turns engine PCM at ``src_rate`` into frames of ``fmt`` (one of SERVER_FORMATS) at
+    ``dst_rate``. Frames may be empty (a tiny chunk, or mp3 still filling a frame)."""
 
     def __init__(self, fmt: str, src_rate: int, dst_rate: int) -> None:
         if fmt not in SERVER_FORMATS:
             raise ValueError(f"unsupported format {fmt!r}")
+        self._rate = dst_rate
         self._resampler = Resampler(src_rate, dst_rate)
         self._header = wav_header(dst_rate) if fmt == "wav" else b""
+        self._mp3: Any = _mp3_encoder(dst_rate) if fmt == "mp3" else None
 
     def encode(self, pcm: bytes) -> bytes:
-        """The frame for one engine chunk (may be empty for a very short chunk)."""
+        """The frame for one engine chunk."""
         data = self._resampler.process(pcm)
+        if self._mp3 is not None:
+            return bytes(self._mp3.encode(data)) if data else b""
         if data and self._header:
             data, self._header = self._header + data, b""
         return data
+
+    def end_sentence(self) -> bytes:
+        """What the container still holds when a sentence ends (mp3: its last frames)."""
+        if self._mp3 is None:
+            return b""
+        tail = bytes(self._mp3.flush())
+        self._mp3 = _mp3_encoder(self._rate)
+        return tail
+
+
+def _mp3_encoder(sample_rate: int) -> Any:
+    import lameenc  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+    encoder = lameenc.Encoder()
+    encoder.set_bit_rate(_MP3_KBPS)
+    encoder.set_in_sample_rate(sample_rate)
+    encoder.set_channels(1)
+    encoder.set_quality(7)  # fast
+    return encoder
