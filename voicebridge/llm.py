@@ -30,11 +30,9 @@ import logging
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
-    AsyncIterator,
     Awaitable,
     Generator,
     Iterable,
-    Iterator,
     Mapping,
     Sequence,
 )
@@ -177,7 +175,7 @@ def _not_readable(source: object, hint: str) -> TypeError:
     )
 
 
-def iter_events(source: object) -> Iterator[StreamEvent]:
+def iter_events(source: object) -> Generator[StreamEvent, None, None]:
     """Events of a sync stream; TypeError (raised now, not at first ``next``) if unreadable."""
     return _events_of(source)
 
@@ -211,7 +209,7 @@ def _events_of_manager(
         yield from _events_of(stream)
 
 
-def iter_text(source: object) -> Iterator[str]:
+def iter_text(source: object) -> Generator[str, None, None]:
     """Non-empty text pieces of a sync stream (see the module docstring for the shapes).
 
     Raises SourceError when the stream reports a failure, TypeError now if ``source`` cannot be
@@ -230,15 +228,15 @@ def _only_text(events: Generator[StreamEvent, None, None]) -> Generator[str, Non
 def close_source(source: object) -> None:
     """Close a sync source read only partly (openai ``Stream``, helper stream, generator).
 
-    Idempotent; a no-op for sources without ``close`` (lists, str). An openai stream may be
-    closed from another thread: the thread reading it then gets an error or the end.
+    Idempotent; a no-op for sources without ``close`` (lists, str). Call it from the thread that
+    reads: a read blocked in another thread is not woken by it (httpx does not interrupt reads).
     """
     close = getattr(source, "close", None)
     if callable(close) and not inspect.iscoroutinefunction(close):
         close()
 
 
-def aiter_events(source: object) -> AsyncIterator[StreamEvent]:
+def aiter_events(source: object) -> AsyncGenerator[StreamEvent, None]:
     """Events of an async (or sync) stream; also accepts an awaitable that returns one, as
     ``AsyncOpenAI().chat.completions.create(..., stream=True)`` does. TypeError now if unreadable.
 
@@ -294,7 +292,7 @@ async def _aevents_of_awaitable(
             yield event
 
 
-def aiter_text(source: object) -> AsyncIterator[str]:
+def aiter_text(source: object) -> AsyncGenerator[str, None]:
     """Non-empty text pieces of an async or sync stream (see :func:`aiter_events`)."""
     return _aonly_text(_aevents_of(source))
 
