@@ -4,7 +4,8 @@ from collections.abc import Iterator
 
 import openai
 import pytest
-from scripted_llm import ScriptedLLM
+
+from tests.llm.scripted_llm import ScriptedLLM
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from typing import Any
 
 import openai
 import pytest
-from scripted_llm import CallTool, Fail, Pause, Refuse, Reply, ScriptedLLM, Step, say
 
+from tests.llm.scripted_llm import CallTool, Fail, Pause, Refuse, Reply, ScriptedLLM, Step, say
 from voicebridge.errors import SourceError
 from voicebridge.llm import (
     EndOfTurn,

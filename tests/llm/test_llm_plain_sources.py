@@ -9,8 +9,8 @@ from typing import Any
 
 import openai
 import pytest
-from scripted_llm import Reply, ScriptedLLM, say
 
+from tests.llm.scripted_llm import Reply, ScriptedLLM, say
 from voicebridge.llm import (
     EndOfTurn,
     StreamReader,
