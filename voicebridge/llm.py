@@ -12,7 +12,9 @@ Shapes read, from objects (openai's pydantic models) or plain dicts alike:
 - Responses API events: ``response.output_text.delta`` is text, ``response.completed`` and
   ``response.incomplete`` end the turn, ``error`` and ``response.failed`` raise
   :class:`~voicebridge.errors.SourceError`. Every other event type is not spoken.
-- A ``str`` (one piece), iterables and async iterables of ``str``.
+- A ``str`` (one piece), iterables and async iterables of ``str``, and of this module's own
+  :class:`TextDelta` / :class:`EndOfTurn` events (so a wrapper that shows or logs the text can
+  pass the events on).
 
 End of turn is surfaced by :func:`iter_events` / :func:`aiter_events` as an :class:`EndOfTurn`
 event (flush now: the text of this turn is complete); reading goes on after it, so a trailing
@@ -103,6 +105,8 @@ class StreamReader:
         """Events for one stream item; raises SourceError for ``error``/``response.failed``."""
         if isinstance(item, str):
             return [TextDelta(item)] if item else []
+        if isinstance(item, TextDelta | EndOfTurn):  # a wrapper that already read its stream
+            return [item] if not isinstance(item, TextDelta) or item.text else []
         kind = _str_field(item, "type")
         if kind is not None:
             return self._typed_event(kind, item)

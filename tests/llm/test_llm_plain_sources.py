@@ -109,6 +109,9 @@ def test_reader_core_speaks_choice_zero_and_legacy_completions() -> None:
     }
     assert reader.feed(incomplete) == [EndOfTurn("max_output_tokens")]
     assert reader.feed({"type": "response.reasoning_summary_text.delta", "delta": "x"}) == []
+    assert reader.feed(EndOfTurn("stop")) == [EndOfTurn("stop")]  # events pass through
+    assert reader.feed(TextDelta("x")) == [TextDelta("x")]
+    assert reader.feed(TextDelta("")) == []
 
 
 def test_generator_source_is_closed_when_reading_stops_early() -> None:
