@@ -15,7 +15,6 @@ audio is dropped at once, sinks abort, later chunks of the cancelled turn are ig
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import sys
 import threading
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 import janus
 
 from ..errors import AudioError, ConfigurationError, SynthesisTimeout
+from .chunk_queue import ChunkQueue, Item, Signal
 from .format import PcmFormat
 from .sink import MeteredSink, Sink
 
@@ -36,36 +36,7 @@ logger = logging.getLogger(__name__)
 _KEPT_TURNS = 64  # stats of this many recent turns stay readable
 
 
-class _Signal(enum.Enum):
-    END = "end"  # no more audio for the turn: drain
-    STOP = "stop"  # the dispatcher returns
-
-
-_Item = tuple[int, bytes | _Signal]  # (turn, chunk or signal)
-_STOP_ITEM: _Item = (sys.maxsize, _Signal.STOP)  # newer than any turn: never discarded
-
-
-class _AudioQueue(janus.Queue[_Item]):
-    """A janus queue that also counts the audio bytes it holds.
-
-    ``_put``/``_get`` are janus's documented override points and run under its mutex, so
-    ``audio_bytes`` needs no lock of its own; readers on other threads see a recent value.
-    """
-
-    def _init(self, maxsize: int) -> None:
-        super()._init(maxsize)
-        self.audio_bytes = 0
-
-    def _put(self, item: _Item) -> None:
-        super()._put(item)
-        if isinstance(item[1], bytes):
-            self.audio_bytes += len(item[1])
-
-    def _get(self) -> _Item:
-        item = super()._get()
-        if isinstance(item[1], bytes):
-            self.audio_bytes -= len(item[1])
-        return item
+_STOP_ITEM: Item = (sys.maxsize, Signal.STOP)  # newer than any turn: never discarded
 
 
 @dataclass(frozen=True)
@@ -119,7 +90,7 @@ class AudioPipeline:
         self._metered = tuple(s for s in self._sinks if isinstance(s, MeteredSink))
         self._abort_timeout = abort_timeout
         self._start_sinks()
-        self._queue = _AudioQueue()
+        self._queue = ChunkQueue()
         self._put = self._queue.sync_q.put_nowait
         self._states: dict[int, _TurnState] = {}
         self._state_lock = threading.Lock()  # turns, states, waiters; never taken by receive()
@@ -274,7 +245,7 @@ class AudioPipeline:
         if turn <= self._cancelled_through:
             return
         try:
-            self._put((turn, _Signal.END))
+            self._put((turn, Signal.END))
         except janus.SyncQueueShutDown:
             return
 
@@ -287,12 +258,12 @@ class AudioPipeline:
                 turn, payload = get()
             except janus.SyncQueueShutDown:
                 return
-            if payload is _Signal.STOP:
+            if payload is Signal.STOP:
                 return
             state = self._states.get(turn)
             if state is None or turn <= self._cancelled_through:
                 continue
-            if payload is _Signal.END:
+            if payload is Signal.END:
                 self._finish(state)
             elif state.ended:
                 logger.warning("audio for turn %d after end_turn() dropped", turn)
@@ -359,7 +330,7 @@ class AudioPipeline:
 
     def _discard_queued(self) -> None:
         """Drop queued items of cancelled turns; items of newer turns go back, in order."""
-        kept: list[_Item] = []
+        kept: list[Item] = []
         while True:
             try:
                 item = self._queue.sync_q.get_nowait()
