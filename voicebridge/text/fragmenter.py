@@ -1,0 +1,360 @@
+"""The fragmenter: cut an LLM text stream into the pieces sent to the speech engine.
+
+Pure: no I/O, no clock, no threads. ``feed(delta)`` cleans the delta into speakable text (see
+:mod:`voicebridge.text.speakable`) and returns the fragments that are decided; ``flush()`` releases
+what is held. Concatenating every fragment's text gives back ``speakable(input)``: nothing is lost,
+repeated or reordered. Work per input character is constant (amortized): the held text is never
+re-scanned, and it stays shorter than ``sentence_max_characters`` plus one delta chunk.
+
+Where it cuts:
+
+- The first fragment (of the turn, or after a ``flush()``) is cut at the first boundary of any
+  kind (sentence, clause, line) once it holds ``min_words`` words, so speech starts early; with no
+  such boundary it is cut by length after ``first_max_characters``.
+- Later fragments are cut at sentence or line boundaries only, and take every complete sentence
+  available (a fast LLM gives longer fragments, which sound more natural). A sentence longer than
+  ``sentence_max_characters`` is cut at its last clause boundary that fits, else by length.
+- Boundaries: ``. ! ? …`` followed by a space or a CJK character, ``。！？`` and their Arabic and
+  Devanagari counterparts, with any closing quotes and brackets; clause marks ``, ; :`` followed by
+  a space, dashes, ``，、；：``; line breaks (list items, headings and table rows end lines). Not
+  boundaries: abbreviations (Dr. e.g. U.S.A. a.m.), decimals and versions (3.14, v1.2.3), times
+  (9:30), URLs and e-mail addresses, an ellipsis followed by a lower-case word.
+- A mark at the end of the held text waits for the character after it (after its closing quotes;
+  after an ellipsis and its space, the first letter), no longer.
+
+Lengths are billed characters (:func:`~voicebridge.text.billing.count_characters`, CJK ideograph
+= 2). A word is a run of letters or digits; ``cjk_chars_per_word`` CJK characters (ideographs,
+kana) count as one word.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from ..errors import ConfigurationError
+from .billing import IDEOGRAPH_CLASS, MAX_MESSAGE_CHARACTERS, count_characters, prefix_within
+from .speakable import CodeBlocks, SpeakableFilter
+
+__all__ = ["Boundary", "Fragment", "Fragmenter"]
+
+Boundary = Literal["sentence", "clause", "line", "length", "flush"]
+
+_CJK = f"{IDEOGRAPH_CLASS}\u3040-\u30ff"
+_CJK_CHAR = re.compile(f"[{_CJK}]")
+_WORD_START = re.compile(f"(?<!(?![{_CJK}])[^\\W_])(?![{_CJK}])[^\\W_]")
+_MARK = re.compile("[.!?…,;:—–\n。！？｡，、；：؟۔।،؛]")
+_LATIN_TERMINAL = frozenset(".!?…")
+_CJK_TERMINAL = frozenset("。！？｡؟۔।!?")
+_CJK_CLAUSE = frozenset("，、；：،؛")
+_CLOSERS = frozenset("\"')]}»›”’」』）】〕》〉")
+_OPENERS = "\"'([{“‘«「『（"
+_WHITESPACE = frozenset(" \n")
+_ABBREVIATIONS = frozenset(
+    {"mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "vs", "cf", "fig", "figs", "approx"}
+    | {"dept", "est", "gen", "gov", "lt", "col", "sgt", "capt", "rev", "hon", "no", "nos", "vol"}
+    | {"vols", "pp", "ca"}
+)
+_CHUNK = 512  # cleaned characters appended per scan, so that one huge delta stays linear
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """One piece of speakable text for one continue-task.
+
+    ``text`` is never empty nor only whitespace; it keeps the whitespace separating it from the
+    next fragment. ``characters`` is its billed count, at most the fragmenter's
+    ``max_characters``. ``boundary`` says why it was cut.
+    """
+
+    text: str
+    characters: int
+    boundary: Boundary
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    end: int  # offset in the held text just after the boundary (and the whitespace after it)
+    kind: Boundary
+    units: int  # word units from the start of the held text to ``end``
+    billed: int  # billed characters from the start of the held text to ``end``
+
+
+class Fragmenter:
+    """Cut a stream of text deltas into :class:`Fragment` objects. Not thread-safe.
+
+    Thresholds (billed characters unless said otherwise):
+
+    - ``min_words=3``: words a fragment must hold before a boundary may end it (a
+      ``flush()`` releases shorter text).
+    - ``first_max_characters=80``: the first fragment is cut by length at the latest here.
+    - ``sentence_max_characters=300``: a later fragment grows up to this; a longer sentence is cut
+      at a clause boundary.
+    - ``max_characters=2000``: the service's per-message limit; no fragment is longer, not even
+      one released by ``flush()``.
+    - ``cjk_chars_per_word=2``: CJK characters counted as one word for ``min_words``.
+    - ``code_blocks`` and ``code_placeholder``: see
+      :class:`~voicebridge.text.speakable.SpeakableFilter`.
+    """
+
+    def __init__(
+        self,
+        *,
+        min_words: int = 3,
+        first_max_characters: int = 80,
+        sentence_max_characters: int = 300,
+        max_characters: int = MAX_MESSAGE_CHARACTERS,
+        cjk_chars_per_word: int = 2,
+        code_blocks: CodeBlocks = "skip",
+        code_placeholder: str = "code block",
+    ) -> None:
+        if min_words < 1 or cjk_chars_per_word < 1:
+            raise ConfigurationError("min_words and cjk_chars_per_word must be at least 1")
+        if not 10 <= first_max_characters <= sentence_max_characters <= max_characters:
+            raise ConfigurationError(
+                "need 10 <= first_max_characters <= sentence_max_characters <= max_characters, got "
+                f"{first_max_characters}, {sentence_max_characters}, {max_characters}"
+            )
+        self._filter = SpeakableFilter(code_blocks=code_blocks, code_placeholder=code_placeholder)
+        self._cjk_per_word = cjk_chars_per_word
+        self._min_units = min_words * cjk_chars_per_word
+        self._first_max = first_max_characters
+        self._sentence_max = sentence_max_characters
+        self._max = max_characters
+        self.reset()
+
+    def reset(self) -> None:
+        """Drop everything held (barge-in) and start a new turn; the running total restarts."""
+        self._filter.reset()
+        self._total = 0
+        self._clear()
+        self._first = True
+
+    def _clear(self) -> None:
+        self._buf = ""  # cleaned text not released yet
+        self._buf_billed = 0
+        self._scanned = 0  # offset of the first character not classified yet
+        self._candidates: list[_Candidate] = []
+        self._checked = 0  # candidates before this index were already considered for a cut
+        self._acc = 0  # offset up to which _units and _billed are counted
+        self._units = 0
+        self._billed = 0
+
+    @property
+    def pending(self) -> str:
+        """Text held back, not released yet: cleaned text awaiting a boundary, then raw text
+        awaiting a Markdown decision. Empty right after :meth:`flush`."""
+        return (self._buf if self._buf.strip() else "") + self._filter.pending
+
+    @property
+    def total_characters(self) -> int:
+        """Billed characters released since construction or the last :meth:`reset`."""
+        return self._total
+
+    def feed(self, delta: str) -> list[Fragment]:
+        """Take the next piece of LLM text; return the fragments it completes (often none)."""
+        if not isinstance(delta, str):
+            raise TypeError(
+                f"Fragmenter.feed() takes str, not {type(delta).__name__}; "
+                "skip None and other non-text stream items before feeding"
+            )
+        return self._take(self._filter.feed(delta))
+
+    def flush(self) -> list[Fragment]:
+        """Release everything held. Feeding may continue; the next fragment counts as a first.
+
+        Markdown state (an open code fence, a table) carries over. Whitespace at the end stays
+        held and starts the next fragment, so words never run together.
+        """
+        fragments = self._take(self._filter.flush())
+        self._scan(final=True)
+        body = len(self._buf.rstrip(" \n"))
+        while body and count_characters(self._buf[:body]) > self._max:
+            end, kind = self._length_cut(self._max)
+            fragments.append(self._release(end, kind))
+            body = len(self._buf.rstrip(" \n"))
+        if body:
+            fragments.append(self._release(body, "flush"))
+        self._first = True
+        self._checked = 0
+        return fragments
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _take(self, clean: str) -> list[Fragment]:
+        fragments: list[Fragment] = []
+        for start in range(0, len(clean), _CHUNK):
+            chunk = clean[start : start + _CHUNK]
+            self._buf += chunk
+            self._buf_billed += count_characters(chunk)
+            self._scan(final=False)
+            while (cut := self._next_cut()) is not None:
+                fragments.append(self._release(*cut))
+        return fragments
+
+    def _scan(self, *, final: bool) -> None:
+        """Classify the marks after ``_scanned``; stop at one that needs more text."""
+        buf = self._buf
+        while (found := _MARK.search(buf, self._scanned)) is not None:
+            decided = _decide(buf, found.start(), final)
+            if decided is None:
+                self._scanned = found.start()
+                return
+            end, kind = decided
+            if kind is not None:
+                self._add(end, kind)
+            self._scanned = max(end, found.start() + 1)
+        self._scanned = len(buf)
+
+    def _add(self, end: int, kind: Boundary) -> None:
+        buf, acc = self._buf, self._acc
+        self._billed += count_characters(buf[acc:end])
+        self._units += _units(buf, acc, end, self._cjk_per_word)
+        self._acc = end
+        self._candidates.append(_Candidate(end, kind, self._units, self._billed))
+
+    def _next_cut(self) -> tuple[int, Boundary] | None:
+        limit = self._first_max if self._first else self._sentence_max
+        best: tuple[int, Boundary] | None = None
+        for candidate in self._candidates[self._checked :]:
+            if candidate.billed > limit:
+                break
+            if candidate.units >= self._min_units and (
+                self._first or candidate.kind in ("sentence", "line")
+            ):
+                best = (candidate.end, candidate.kind)
+                if self._first:
+                    break
+        self._checked = len(self._candidates)
+        if best is None and self._buf_billed > limit:
+            best = self._length_cut(limit)
+        return best
+
+    def _length_cut(self, limit: int) -> tuple[int, Boundary]:
+        """Where to cut held text longer than ``limit``: the last boundary that fits, else the
+        last space or CJK character that fits, else exactly at the limit."""
+        buf = self._buf
+        end = prefix_within(buf, limit)
+        for candidate in reversed(self._candidates):
+            if candidate.end <= end:
+                return candidate.end, candidate.kind
+        visible = len(buf) - len(buf.lstrip(" \n"))
+        for cut in range(end, visible, -1):
+            before = buf[cut - 1]
+            if before in _WHITESPACE or _CJK_CHAR.match(before) or _CJK_CHAR.match(buf, cut):
+                return cut, "length"
+        return end, "length"
+
+    def _release(self, end: int, kind: Boundary) -> Fragment:
+        buf = self._buf
+        text = buf[:end]
+        billed = count_characters(text)
+        if end <= self._acc:
+            units = _units(buf, 0, end, self._cjk_per_word)
+            self._units -= units
+            self._billed -= billed
+            self._acc -= end
+            self._candidates = [
+                _Candidate(c.end - end, c.kind, c.units - units, c.billed - billed)
+                for c in self._candidates
+                if c.end > end
+            ]
+        else:
+            self._units = self._billed = self._acc = 0
+            self._candidates = []
+        self._checked = 0
+        self._buf = buf[end:]
+        self._buf_billed -= billed
+        self._scanned = max(0, self._scanned - end)
+        self._first = False
+        self._total += billed
+        return Fragment(text, billed, kind)
+
+
+def _units(text: str, start: int, end: int, cjk_per_word: int) -> int:
+    """Word units in ``text[start:end]``: a word counts ``cjk_per_word``, a CJK character 1."""
+    words = len(_WORD_START.findall(text, start, end))
+    return words * cjk_per_word + len(_CJK_CHAR.findall(text, start, end))
+
+
+def _skip_space(text: str, i: int) -> int:
+    while i < len(text) and text[i] in _WHITESPACE:
+        i += 1
+    return i
+
+
+def _decide(text: str, i: int, final: bool) -> tuple[int, Boundary | None] | None:
+    """Classify the mark at ``text[i]``: ``(end, kind)`` (kind None: no boundary), or None when
+    the next character is needed and ``final`` is false."""
+    n = len(text)
+    mark = text[i]
+    if mark == "\n":
+        return i + 1, "line"
+    if mark in ",;:–":
+        if i + 1 == n:
+            return (n, "clause") if final else None
+        after = text[i + 1]
+        if after in _WHITESPACE or (mark != "–" and _CJK_CHAR.match(after)):
+            return _skip_space(text, i + 1), "clause"
+        return i + 1, None
+    end = i
+    if mark == "—":
+        while end < n and text[end] == "—":
+            end += 1
+        kind: Boundary = "clause"
+    elif mark in _CJK_CLAUSE or (mark in _CJK_TERMINAL and mark not in "!?"):
+        terminal = mark not in _CJK_CLAUSE
+        group = _CJK_TERMINAL if terminal else _CJK_CLAUSE
+        while end < n and text[end] in group:
+            end += 1
+        kind = "sentence" if terminal else "clause"
+    else:
+        return _decide_latin(text, i, final)
+    while end < n and text[end] in _CLOSERS:
+        end += 1
+    if end == n:
+        return (n, kind) if final else None
+    return _skip_space(text, end), kind
+
+
+def _decide_latin(text: str, i: int, final: bool) -> tuple[int, Boundary | None] | None:
+    n = len(text)
+    end = i
+    while end < n and text[end] in _LATIN_TERMINAL:
+        end += 1
+    cluster = text[i:end]
+    while end < n and text[end] in _CLOSERS:
+        end += 1
+    if end == n:
+        return (n, "sentence") if final else None
+    after = text[end]
+    cjk_after = _CJK_CHAR.match(after) is not None
+    if ("…" in cluster or ".." in cluster) and "!" not in cluster and "?" not in cluster:
+        if cjk_after:
+            return end, "clause"
+        if after not in _WHITESPACE:
+            return end, None
+        word = _skip_space(text, end)
+        if word == n:
+            return (n, "sentence") if final else None
+        return (word, None) if text[word].islower() else (word, "sentence")
+    if after not in _WHITESPACE and not cjk_after:
+        return end, None
+    if cluster == "." and _abbreviation(text, i):
+        return end, None
+    return _skip_space(text, end), "sentence"
+
+
+def _abbreviation(text: str, dot: int) -> bool:
+    """True when the word before the period at ``text[dot]`` is an abbreviation or an initial."""
+    start = dot
+    while start > 0 and dot - start < 24 and text[start - 1] not in _WHITESPACE:
+        start -= 1
+    word = text[start:dot].lstrip(_OPENERS)
+    if word.lower() in _ABBREVIATIONS:
+        return True
+    if len(word) == 1:
+        return word.isalpha() and word.isupper()
+    parts = word.split(".")
+    return len(parts) > 1 and all(part.isalpha() and len(part) <= 2 for part in parts)
