@@ -1,8 +1,9 @@
 """The local CosyVoice-compatible WebSocket server: a thin asyncio layer over ServerProtocol.
 
-Per connection three coroutines run on the event loop: the receiver (frames and timers into the
-protocol), the synthesizer (one sentence at a time, engine chunks pulled on a worker thread) and
-the sender (the only writer, so frames leave in exactly the order the protocol produced them).
+Per connection four coroutines run on the event loop: the receiver (frames into the protocol),
+the timer (the protocol's deadlines, re-armed after every protocol call), the synthesizer (one
+sentence at a time, engine chunks pulled on a worker thread) and the sender (the only writer, so
+frames leave in exactly the order the protocol produced them).
 Fault injection (:mod:`.faults`) and transcripts happen in the sender and receiver.
 """
 
@@ -55,6 +56,7 @@ PATH = "/api-ws/v1/inference"
 _log = logging.getLogger("voicebridge.server")
 _T = TypeVar("_T")
 _OUTBOX_HIGH = 32  # frames queued before the synthesizer waits for the sender
+_CLOSE_TIMEOUT = 2.0  # seconds a closing peer gets to answer the close frame and drop TCP
 _STOP_TIMEOUT = 15.0  # seconds a connection's coroutines get to finish when it ends
 
 
@@ -131,6 +133,7 @@ class LocalServer:
             self.port,
             process_request=self._check_request,
             compression=None,
+            close_timeout=_CLOSE_TIMEOUT,
         )
         sockets = list(self._server.sockets)
         self.port = sockets[0].getsockname()[1]
@@ -216,15 +219,19 @@ class _Connection:
         self._sentences: asyncio.Queue[Synthesize | None] = asyncio.Queue()
         self._encoder: tuple[str, TaskEncoder] | None = None
         self._stopped = False  # after a fault or a close: send nothing more
+        self._rearm = asyncio.Event()  # the protocol's deadline may have moved
         self._ending = False  # the receiver is done: synthesize nothing more
 
     async def run(self) -> None:
         sender = asyncio.create_task(self._send_loop())
         synthesizer = asyncio.create_task(self._synthesis_loop())
+        timer = asyncio.create_task(self._timer_loop())
         try:
             await self._receive_loop()
         finally:
             self._ending = True
+            self._rearm.set()
+            await _finish(timer)
             self._sentences.put_nowait(None)
             await _finish(synthesizer)
             self._outbox.put_nowait(_Marker.END)  # after what the synthesizer queued
@@ -233,15 +240,10 @@ class _Connection:
     # ---- receiver
 
     async def _receive_loop(self) -> None:
+        """Until the connection closes (the timer's idle close included)."""
         while not self._protocol.closed:
-            deadline = None if self._stopped else self._protocol.next_deadline()
-            timeout = None if deadline is None else max(0.0, deadline - self._loop.time())
             try:
-                frame = await asyncio.wait_for(self._ws.recv(), timeout)
-            except asyncio.TimeoutError:
-                if not self._stopped:
-                    self._dispatch(self._protocol.poll(self._loop.time()))
-                continue
+                frame = await self._ws.recv()
             except ConnectionClosed:
                 return
             if self._stopped:
@@ -257,6 +259,17 @@ class _Connection:
                     continue
             self._dispatch(self._protocol.receive_text(frame, now))
 
+    async def _timer_loop(self) -> None:
+        while not (self._protocol.closed or self._ending):
+            deadline = None if self._stopped else self._protocol.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - self._loop.time())
+            self._rearm.clear()
+            try:
+                await asyncio.wait_for(self._rearm.wait(), timeout)
+            except asyncio.TimeoutError:
+                if not self._stopped:
+                    self._dispatch(self._protocol.poll(self._loop.time()))
+
     @staticmethod
     def _is_text(frame: str) -> bool:
         with contextlib.suppress(VoiceBridgeError):
@@ -267,6 +280,7 @@ class _Connection:
     def _dispatch(self, actions: list[ServerAction]) -> None:
         """Route the protocol's actions: events and closes to the sender, sentences to the
         synthesizer (CancelSynthesis needs nothing: the synthesizer checks the running task)."""
+        self._rearm.set()
         for action in actions:
             if isinstance(action, Synthesize):
                 self._sentences.put_nowait(action)
