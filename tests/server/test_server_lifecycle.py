@@ -1,0 +1,82 @@
+"""Start and stop: nothing keeps running after stop(), and Ctrl-C ends ``serve()`` cleanly."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+from wsclient import RawClient
+
+from voicebridge.errors import ConfigurationError
+from voicebridge.protocol import Audio, TaskFinished
+from voicebridge.server import LocalServer, ServerThread
+
+OUR_THREADS = ("voicebridge-server", "voicebridge-synth", "espeak-ng")
+
+
+def our_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith(OUR_THREADS)]
+
+
+@pytest.mark.parametrize("engine", ["tone", "espeak"])
+def test_stop_during_a_task_joins_every_thread(engine: str) -> None:
+    assert our_threads() == []
+    with ServerThread(engine=engine) as server:
+        client = RawClient(server.url)
+        client.run_task()
+        client.recv()
+        client.send_text("A sentence that is still being spoken when the server stops. " * 5)
+        while not isinstance(client.recv(), Audio):
+            pass
+        assert our_threads()
+    assert our_threads() == []
+    client.close()
+
+
+def test_two_espeak_servers_share_one_engine_thread() -> None:
+    with ServerThread(engine="espeak") as first, ServerThread(engine="espeak") as second:
+        assert our_threads().count("espeak-ng") == 1
+        for server in (first, second):
+            with RawClient(server.url) as client:
+                assert isinstance(client.speak("Hello.", voice="loongeva_v2")[-1], TaskFinished)
+    assert our_threads() == []
+
+
+def test_unknown_engine_name_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError):
+        LocalServer(engine="festival")
+
+
+def test_repr_and_url_never_show_the_key() -> None:
+    server = LocalServer(api_key="sk-secret-key", engine="tone")
+    assert "sk-secret-key" not in repr(server)
+    assert server.url.endswith(":0/api-ws/v1/inference")
+
+
+def test_ctrl_c_stops_serve_cleanly() -> None:
+    code = "from voicebridge.server import serve; serve(port=0, engine='tone')"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        url = re.search(r"ws://\S+", line)
+        assert url, line
+        with RawClient(url.group(0)) as client:
+            assert isinstance(client.speak("Before Ctrl-C.")[-1], TaskFinished)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0
+        assert "Traceback" not in process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=5)
