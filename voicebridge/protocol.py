@@ -375,6 +375,12 @@ def decode_server_event(text: str | bytes) -> ServerEvent:
     """Parse a server text frame, tolerating missing optional fields (older models omit them)."""
     header, payload = _load_object(text, "the server")
     event = header.get("event")
+    if event == "task-failed":  # a failure counts even when the server names no task
+        return TaskFailed(
+            task_id=str(header.get("task_id") or ""),
+            code=str(header.get("error_code") or "UnknownError"),
+            message=str(header.get("error_message") or ""),
+        )
     task_id = _task_id(header, "the server")
     if event == "task-started":
         return TaskStarted(task_id)
@@ -403,12 +409,6 @@ def decode_server_event(text: str | bytes) -> ServerEvent:
             characters=_usage_characters(payload),
             request_uuid=uuid_value if isinstance(uuid_value, str) else None,
             words=_words(sentence),
-        )
-    if event == "task-failed":
-        return TaskFailed(
-            task_id=task_id,
-            code=str(header.get("error_code") or "UnknownError"),
-            message=str(header.get("error_message") or ""),
         )
     raise RemoteProtocolError(f"unknown server event {event!r}")
 
@@ -468,6 +468,8 @@ class ClientProtocol:
     def receive_text(self, text: str | bytes) -> ServerEvent:
         event = decode_server_event(text)
         assert not isinstance(event, Audio)
+        if isinstance(event, TaskFailed) and not event.task_id and self.task_id:
+            event = TaskFailed(self.task_id, event.code, event.message)
         if event.task_id != self.task_id:
             raise RemoteProtocolError(
                 f"event {type(event).__name__} for task {event.task_id}, expected {self.task_id}"
