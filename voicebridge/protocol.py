@@ -637,6 +637,8 @@ class ServerProtocol:
         return [CloseConnection("connection idle")]
 
     def receive_binary(self, data: bytes, now: float) -> list[ServerAction]:
+        if self.closed:
+            return []
         return self._fail(CODE_CLIENT_ERROR, "binary frames are not accepted from the client")
 
     def receive_text(self, text: str | bytes, now: float) -> list[ServerAction]:
