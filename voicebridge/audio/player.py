@@ -69,7 +69,7 @@ class PyAudioSink:
         self._fmt = PcmFormat(16000)  # replaced by start()
         self._pa: Any = None
         self._stream: Any = None
-        self._capacity = 0  # frames the device buffer holds
+        self.device_buffer_frames = 0  # frames the device buffer holds (set by start())
         self._cond = threading.Condition()
         self._buf = bytearray()
         self._max_bytes = 0
@@ -113,7 +113,7 @@ class PyAudioSink:
             name = self.output_device.name if self.output_device else self.device
             raise AudioError(f"cannot open output device {name!r} at {fmt}: {exc}") from None
         self._pa, self._stream, self._fmt = pa, stream, fmt
-        self._capacity = max(int(stream.get_write_available()), self.frames_per_buffer)
+        self.device_buffer_frames = max(int(stream.get_write_available()), self.frames_per_buffer)
         self.output_latency = float(stream.get_output_latency())
         self._max_bytes = max(int(self.max_buffer_seconds * fmt.sample_rate), 1) * fmt.frame_size
         self._thread = threading.Thread(target=self._run, name="voicebridge-player", daemon=True)
@@ -299,7 +299,7 @@ class PyAudioSink:
 
     def _write(self, stream: Any, data: bytes) -> None:
         stream.write(data, exception_on_underflow=False)
-        self._pending_frames = self._capacity - int(stream.get_write_available())
+        self._pending_frames = self.device_buffer_frames - int(stream.get_write_available())
         self._pending_at = time.monotonic()
 
     def _stop_stream(self) -> None:
