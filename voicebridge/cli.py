@@ -59,10 +59,12 @@ def _sinks(args: argparse.Namespace) -> list[Sink]:
     if args.out:
         sinks.append(WavFileSink(args.out))
     if not args.no_play:
+        device = int(args.device) if args.device and args.device.isdigit() else args.device
         try:
+            _probe_output_device(device)
             from .audio.player import PyAudioSink
 
-            sinks.append(PyAudioSink(device=args.device))
+            sinks.append(PyAudioSink(device=device))
         except AudioError as exc:
             if not sinks:
                 raise
@@ -70,6 +72,17 @@ def _sinks(args: argparse.Namespace) -> list[Sink]:
     if not sinks:
         raise AudioError("nothing to do: --no-play without --out")
     return sinks
+
+
+def _probe_output_device(device: int | str | None) -> None:
+    """Raise :class:`AudioError` (one line) unless PyAudio is installed and ``device`` exists."""
+    from .audio.devices import open_pyaudio, resolve_output_device
+
+    pa = open_pyaudio()
+    try:
+        resolve_output_device(pa, device)
+    finally:
+        pa.terminate()
 
 
 def _bridge_options(args: argparse.Namespace) -> dict[str, object]:
