@@ -65,9 +65,8 @@ def frames(path: Path) -> int:
 
 def test_chatbot_voice(scripted: ScriptedLLM, tmp_path: Path) -> None:
     env = clean_env(OPENAI_BASE_URL=scripted.base_url, OPENAI_API_KEY="sk-test")
-    out = run_example(
-        "chatbot_voice.py", "What is a haiku?", "Write one.", "--out", "c.wav", env=env, cwd=tmp_path
-    )
+    questions = ["What is a haiku?", "Write one."]
+    out = run_example("chatbot_voice.py", *questions, "--out", "c.wav", env=env, cwd=tmp_path)
     assert "bot: You said: What is a haiku?" in out
     assert "bot: You said: Write one." in out
     assert [m["role"] for m in scripted.requests[1]["messages"]] == [
