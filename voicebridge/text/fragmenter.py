@@ -3,8 +3,9 @@
 Pure: no I/O, no clock, no threads. ``feed(delta)`` cleans the delta into speakable text (see
 :mod:`voicebridge.text.speakable`) and returns the fragments that are decided; ``flush()`` releases
 what is held. Concatenating every fragment's text gives back ``speakable(input)``: nothing is lost,
-repeated or reordered. Work per input character is constant (amortized): the held text is never
-re-scanned, and it stays shorter than ``sentence_max_characters`` plus one delta chunk.
+repeated or reordered (the last fragment may keep one space or line break that ended the input).
+Work per input character is constant (amortized): the held text is never re-scanned, and it stays
+shorter than ``sentence_max_characters`` plus one delta chunk.
 
 Where it cuts:
 
@@ -20,7 +21,7 @@ Where it cuts:
   boundaries: abbreviations (Dr. e.g. U.S.A. a.m.), decimals and versions (3.14, v1.2.3), times
   (9:30), URLs and e-mail addresses, an ellipsis followed by a lower-case word.
 - A mark at the end of the held text waits for the character after it (after its closing quotes;
-  after an ellipsis and its space, the first letter), no longer.
+  after an ellipsis and its space, the first letter), no longer. ``，、；：`` need nothing more.
 
 Lengths are billed characters (:func:`~voicebridge.text.billing.count_characters`, CJK ideograph
 = 2). A word is a run of letters or digits; ``cjk_chars_per_word`` CJK characters (ideographs,
@@ -47,7 +48,7 @@ _WORD_START = re.compile(f"(?<!(?![{_CJK}])[^\\W_])(?![{_CJK}])[^\\W_]")
 _MARK = re.compile("[.!?…,;:—–\n。！？｡，、；：؟۔।،؛]")
 _LATIN_TERMINAL = frozenset(".!?…")
 _CJK_TERMINAL = frozenset("。！？｡؟۔।!?")
-_CJK_CLAUSE = frozenset("，、；：،؛")
+_CJK_CLAUSE = frozenset("，、；：")
 _CLOSERS = frozenset("\"')]}»›”’」』）】〕》〉")
 _OPENERS = "\"'([{“‘«「『（"
 _WHITESPACE = frozenset(" \n")
@@ -250,21 +251,24 @@ class Fragmenter:
         buf = self._buf
         text = buf[:end]
         billed = count_characters(text)
+        rest = buf[end:]
         if end <= self._acc:
             units = _units(buf, 0, end, self._cjk_per_word)
             self._units -= units
             self._billed -= billed
             self._acc -= end
+            # A boundary left with only whitespace before it (after a length cut) is no cut.
+            start = end + len(rest) - len(rest.lstrip(" \n"))
             self._candidates = [
                 _Candidate(c.end - end, c.kind, c.units - units, c.billed - billed)
                 for c in self._candidates
-                if c.end > end
+                if c.end > start
             ]
         else:
             self._units = self._billed = self._acc = 0
             self._candidates = []
         self._checked = 0
-        self._buf = buf[end:]
+        self._buf = rest
         self._buf_billed -= billed
         self._scanned = max(0, self._scanned - end)
         self._first = False
@@ -291,24 +295,24 @@ def _decide(text: str, i: int, final: bool) -> tuple[int, Boundary | None] | Non
     mark = text[i]
     if mark == "\n":
         return i + 1, "line"
-    if mark in ",;:–":
+    if mark in ",;:–،؛":
         if i + 1 == n:
             return (n, "clause") if final else None
         after = text[i + 1]
         if after in _WHITESPACE or (mark != "–" and _CJK_CHAR.match(after)):
             return _skip_space(text, i + 1), "clause"
         return i + 1, None
+    if mark in _CJK_CLAUSE:
+        return _skip_space(text, i + 1), "clause"
     end = i
     if mark == "—":
         while end < n and text[end] == "—":
             end += 1
         kind: Boundary = "clause"
-    elif mark in _CJK_CLAUSE or (mark in _CJK_TERMINAL and mark not in "!?"):
-        terminal = mark not in _CJK_CLAUSE
-        group = _CJK_TERMINAL if terminal else _CJK_CLAUSE
-        while end < n and text[end] in group:
+    elif mark in _CJK_TERMINAL and mark not in "!?":
+        while end < n and text[end] in _CJK_TERMINAL:
             end += 1
-        kind = "sentence" if terminal else "clause"
+        kind = "sentence"
     else:
         return _decide_latin(text, i, final)
     while end < n and text[end] in _CLOSERS:

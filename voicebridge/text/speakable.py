@@ -215,7 +215,10 @@ class SpeakableFilter:
 
     @property
     def pending(self) -> str:
-        """The raw text held back until the next characters decide what it is."""
+        """The raw text held back until the next characters decide what it is; empty after
+        :meth:`flush` (what a flush keeps, like a table cell separator, is never spoken)."""
+        if self._kept_by_flush():
+            return ""
         if self._hold == "run":
             return self._run_char * self._run_len
         held = self._held if self._hold is not None else ""
@@ -236,14 +239,16 @@ class SpeakableFilter:
         there, so text fed after a flush continues correctly. A URL host is spoken now.
         """
         self._out = []
-        while self._hold is not None and not (
-            self._hold in ("line", "fence_line") and not self._held
-        ):
+        while self._hold is not None and not self._kept_by_flush():
             self._resolve(None)
         if self._mode == "url_host":
             self._end_host()
             self._mode = "url_path"
         return "".join(self._out)
+
+    def _kept_by_flush(self) -> bool:
+        """A line start with nothing on it yet, or a table cell separator: nothing to speak."""
+        return self._hold == "pipe" or (self._hold in ("line", "fence_line") and not self._held)
 
     # -- emission -------------------------------------------------------------------------------
 
