@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.audio.conftest import Pulse, stop_recording
+from tests.audio.pulse import Pulse, stop_recording
 from voicebridge.audio import AudioPipeline, PcmFormat, PyAudioSink
 from voicebridge.server.engines import EspeakEngine
 

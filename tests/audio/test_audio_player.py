@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.audio.conftest import Pulse
+from tests.audio.pulse import Pulse
 from voicebridge.audio import AudioPipeline, PcmFormat, PyAudioSink, list_output_devices
 from voicebridge.audio.devices import open_pyaudio, resolve_output_device
 from voicebridge.errors import AudioError, SynthesisTimeout
