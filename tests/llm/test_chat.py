@@ -179,3 +179,20 @@ def test_no_speaker_means_a_wav_file_and_a_note(tmp_path: Path) -> None:
     assert note == f"audio written to {DEFAULT_WAV}"
     sinks, note = choose_sinks(str(tmp_path / "x.wav"), play=False)
     assert note.endswith("x.wav")
+
+
+@pytest.mark.slow
+def test_one_shot_on_the_embedded_defaults_local_llm_and_local_speech(tmp_path: Path) -> None:
+    """The README's first command: no key, no URL, no sound device needed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "DASHSCOPE_"))}
+    args = [sys.executable, "-m", "voicebridge.chat", "What is the capital of France?"]
+    result = subprocess.run(
+        [*args, "--no-play"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "local SmolLM2" in result.stderr
+    assert "embedded local server" in result.stderr
+    reply, _, metrics = result.stdout.partition("[first token ")
+    assert reply.strip()
+    assert "s of audio]" in metrics
+    assert frames(tmp_path / DEFAULT_WAV) > 4000
