@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -80,3 +81,19 @@ def test_ctrl_c_stops_serve_cleanly() -> None:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=5)
+
+
+def test_port_in_use_is_a_configuration_error_and_leaves_nothing(tone_server: ServerThread) -> None:
+    port = int(tone_server.url.split(":")[2].split("/")[0])
+    with pytest.raises(ConfigurationError, match="cannot listen"):
+        ServerThread(port=port, engine="tone").start()
+    assert our_threads() == ["voicebridge-server"]  # only the fixture's own server
+
+
+def test_local_server_as_async_context_manager() -> None:
+    async def main() -> str:
+        async with LocalServer(engine="tone") as server:
+            return server.url
+
+    assert asyncio.run(main()).startswith("ws://127.0.0.1:")
+    assert our_threads() == []

@@ -127,16 +127,26 @@ class LocalServer:
             return
         self._engine = _open_engine(self._engine_choice)
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="voicebridge-synth")
-        self._server = await websockets_serve(
-            self._handle,
-            self.host,
-            self.port,
-            process_request=self._check_request,
-            compression=None,
-            close_timeout=_CLOSE_TIMEOUT,
-        )
-        sockets = list(self._server.sockets)
-        self.port = sockets[0].getsockname()[1]
+        try:
+            self._server = await websockets_serve(
+                self._handle,
+                self.host,
+                self.port,
+                process_request=self._check_request,
+                compression=None,
+                close_timeout=_CLOSE_TIMEOUT,
+            )
+        except OSError as exc:
+            await self.stop()
+            raise ConfigurationError(f"cannot listen on {self.host}:{self.port}: {exc}") from exc
+        self.port = next(iter(self._server.sockets)).getsockname()[1]
+
+    async def __aenter__(self) -> LocalServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
 
     async def stop(self) -> None:
         """Close every connection, wait for their coroutines, join the worker threads."""
