@@ -14,7 +14,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from socketserver import ThreadingMixIn
@@ -386,8 +386,3 @@ def _responses_frames(body: dict[str, Any], reply: Reply) -> Iterator[float | by
     message = {"id": "msg_0", "type": "message", "role": "assistant", "status": "completed"}
     response = {**response, "status": "completed", "output": [{**message, "content": content}]}
     yield event("response.completed", response=response)
-
-
-def replies_of(texts: Iterable[str], token_delay: float = 0.0) -> list[Reply]:
-    """One plain-text reply per string."""
-    return [Reply(say(text), token_delay=token_delay) for text in texts]
