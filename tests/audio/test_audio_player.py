@@ -92,6 +92,13 @@ def test_a_starved_device_counts_one_underrun(pulse: Pulse) -> None:
         pipe.wait_turn_done(smooth, timeout=10)
         assert pipe.turn_stats(smooth).underruns == 0
 
+        late_end = pipe.begin_turn()  # silence after the last sound is not a gap between sounds
+        feed(pipe, late_end, tone(0.3))
+        time.sleep(0.8)
+        pipe.end_turn(late_end)
+        pipe.wait_turn_done(late_end, timeout=10)
+        assert pipe.turn_stats(late_end).underruns == 0
+
 
 def test_pause_holds_the_audio_and_resume_plays_it(pulse: Pulse) -> None:
     sink = PyAudioSink("pulse")

@@ -178,7 +178,6 @@ class AudioPipeline:
         with self._state_lock:
             pending = [s for s in self._states.values() if s.turn <= turn and not s.done.is_set()]
         for state in pending:
-            state.interrupted = True
             self._settle(state)
 
     @property
@@ -312,6 +311,7 @@ class AudioPipeline:
         with self._state_lock:
             if state.done.is_set():
                 return
+            state.interrupted = state.turn <= self._cancelled_through
             if state.underrun_base:
                 now = [s.underruns for s in self._metered]
                 state.underruns = sum(n - b for n, b in zip(now, state.underrun_base, strict=True))

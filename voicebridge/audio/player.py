@@ -8,8 +8,9 @@ when it is full, ``write`` waits (the pipeline's queue grows instead, never the 
 A *run* is the stretch from the first write after start/drain/abort to the next drain or abort:
 the stream is started at its first write and stopped at its end, after trailing silence worth
 the output latency so that the last word is heard. In the middle of a run, when the buffer is
-empty when the device holds only one period more, the player writes one period of silence itself and
-counts one underrun for that gap (the device does not underflow: the gap is clean, and counted).
+empty and the device holds only one period more, the player writes periods of silence itself (the
+device does not underflow: the gap is clean); when audio resumes after such a gap, that gap counts
+as one underrun. Silence at the end of a run, before its drain, is not a gap between sounds.
 """
 
 from __future__ import annotations
@@ -121,6 +122,8 @@ class PyAudioSink:
 
     def write(self, chunk: bytes) -> None:
         """Buffer ``chunk`` for the player; waits while the buffer is full (until abort/close)."""
+        if self._stream is None:
+            raise AudioError("PyAudioSink written before start() or after close()")
         with self._cond:
             gen = self._abort_gen
             while len(self._buf) >= self._max_bytes and gen == self._abort_gen:
@@ -206,7 +209,7 @@ class PyAudioSink:
 
     @property
     def underruns(self) -> int:
-        """Gaps the player filled with silence in the middle of a run (cumulative)."""
+        """Gaps the player filled with silence between two pieces of audio (cumulative)."""
         return self._underruns
 
     @property
@@ -255,7 +258,9 @@ class PyAudioSink:
                 if size:
                     data = bytes(self._buf[:size])
                     del self._buf[:size]
-                    self._starving = False
+                    if self._starving:  # audio resumes after a gap: that was an underrun
+                        self._starving = False
+                        self._underruns += 1
                     self._cond.notify_all()  # a writer may be waiting for room
                     return _Action.PLAY, data
                 if self._drain_requested:
@@ -269,9 +274,7 @@ class PyAudioSink:
                     period_seconds = self.frames_per_buffer / self._fmt.sample_rate
                     until_dry = self._device_pending_seconds() - period_seconds
                     if until_dry <= 0:
-                        if not self._starving:
-                            self._starving = True
-                            self._underruns += 1
+                        self._starving = True
                         return _Action.SILENCE, b""
                     self._cond.wait(until_dry)
                     continue
