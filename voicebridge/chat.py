@@ -39,6 +39,7 @@ __all__ = [
     "add_arguments",
     "choose_llm",
     "choose_sinks",
+    "converse",
     "main",
     "run",
 ]
@@ -306,6 +307,7 @@ def run(args: argparse.Namespace) -> int:
                 sinks=sinks,
             )
         )
+        bridge.preconnect()  # the WebSocket handshake now, not after the first token
         speech = "embedded local server (offline)" if bridge.server else str(bridge.url)
         status.write(f"LLM: {endpoint.label}, model {endpoint.model}\n")
         status.write(f"speech: {speech}; {where}\n")

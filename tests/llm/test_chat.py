@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.llm.scripted_llm import Reply, ScriptedLLM, say
+from tests.llm.scripted_llm import Fail, Reply, ScriptedLLM, say
 from voicebridge.chat import DEFAULT_WAV, choose_llm, choose_sinks
 from voicebridge.local_llm import MODEL_NAME
 
@@ -142,6 +142,23 @@ def test_ctrl_c_interrupts_a_reply_and_the_next_turn_works(
     history = llm.requests[1]["messages"]
     assert history[2]["role"] == "assistant"
     assert history[2]["content"].startswith("word word")  # the part that was said
+
+
+def test_an_llm_error_is_shown_and_the_chat_goes_on(
+    llm: ScriptedLLM, chat_terminal: Terminal
+) -> None:
+    llm.queue(Reply([*say("Partial answer."), Fail("quota exceeded")]))
+    term = chat_terminal
+    term.expect("you> ")
+    term.type("Hello\n")
+    term.expect("Partial answer.")
+    term.expect("[LLM error: APIError: quota exceeded]")
+    term.expect("you> ")
+    term.type("Hello again\n")
+    term.expect("You said: Hello again")
+    term.expect("you> ")
+    term.type("\x04")
+    assert term.close() == 0
 
 
 def test_one_shot_message_prints_reply_and_metrics(
