@@ -186,7 +186,7 @@ class Fragmenter:
     def _take(self, clean: str) -> list[Fragment]:
         fragments: list[Fragment] = []
         for start in range(0, len(clean), _CHUNK):
-            chunk = clean[start : start + _CHUNK]
+            chunk = clean[start : start + _CHUNK] if len(clean) > _CHUNK else clean
             self._buf += chunk
             self._buf_billed += count_characters(chunk)
             self._scan(final=False)
@@ -217,6 +217,8 @@ class Fragmenter:
 
     def _next_cut(self) -> tuple[int, Boundary] | None:
         limit = self._first_max if self._first else self._sentence_max
+        if self._checked == len(self._candidates) and self._buf_billed <= limit:
+            return None  # nothing new to consider
         best: tuple[int, Boundary] | None = None
         for candidate in self._candidates[self._checked :]:
             if candidate.billed > limit:

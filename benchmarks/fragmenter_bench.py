@@ -1,0 +1,243 @@
+"""Fragmenter benchmark: voicebridge's Fragmenter against stream2sentence (RealtimeTTS's splitter).
+
+Feeds the same token streams (1-4 characters per token, fixed seed) to both and prints Markdown
+tables: where the first fragment is released, how many fragments and how large, the time per token,
+and total time on growing copies of a decimals-heavy stress text. Timings are measured in this run
+only (garbage collector paused while timing); nothing is asserted.
+
+    .venv/bin/pip install stream2sentence==1.1.0   # benchmark-only dependency
+    .venv/bin/python benchmarks/fragmenter_bench.py
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from stream2sentence import SentenceSplitter
+
+from voicebridge.text.fragmenter import Fragmenter
+
+ENGLISH = (
+    "Sure, here is a quick overview of how the process works, step by step, so you can follow "
+    "along easily. First, the client opens a connection to the server and sends its credentials. "
+    "Then it streams the text in small pieces, and the server answers with audio as soon as it "
+    "can. Dr. Smith, who designed it in the U.S.A., says the latency is about 0.3 s on average. "
+    "Is that fast enough? For most people, yes."
+)
+CHINESE = (
+    "好的，我来帮你规划一下这次旅行，首先我们需要确定出发的时间和预算，然后再挑选合适的酒店和交通"
+    "方式，最后安排每天的行程。京都的秋天非常漂亮，红叶一般在十一月中旬到下旬最美，建议你提前一个月"
+    "预订住宿。如果预算有限，可以考虑住在大阪，每天坐电车往返，大约三十分钟就能到。"
+)
+JAPANESE = (
+    "こんにちは、今日はお手伝いできてうれしいです。まず、必要な書類を準備してください。次に、"
+    "オンラインで申し込みを行い、確認メールを待ちます。手続きは通常三日ほどで完了します。"
+    "何か質問があれば、いつでも聞いてくださいね！"
+)
+MIXED = (
+    "我们先用Python写一个简单的demo，然后用pip install安装依赖，最后运行pytest检查结果。"
+    "If everything passes, we deploy it to the staging server. 部署完成后，记得检查日志，"
+    "确认没有error。"
+)
+MARKDOWN = (
+    "## Installation\n\n1. **Install** the package with `pip install voicebridge`.\n"
+    "2. Set the `DASHSCOPE_API_KEY` variable, see "
+    "[the docs](https://help.aliyun.com/zh/model-studio/cosyvoice).\n3. Run the demo:\n\n"
+    '```bash\nvoicebridge speak "Hello"\n```\n\n| Option | Meaning |\n|---|---|\n'
+    "| `--voice` | the voice name |\n\n> **Note:** the *first* run downloads nothing 🎉.\n"
+)
+
+
+# Markdown that should not reach a speech engine (counted in every fragment's text).
+MARKUP = ("**", "#", "`", "|", "](", "- ", "1. ", "http")
+
+
+def decimals(size: int) -> str:
+    """A stress text full of decimals and commas, ``size`` characters long."""
+    rng = random.Random(7)
+    parts = ["The measured values are"]
+    while sum(len(p) + 1 for p in parts) < size:
+        parts.append(f"{rng.randint(0, 99)}.{rng.randint(0, 99999):05d},")
+    return " ".join(parts)[:size]
+
+
+def tokens_of(text: str, seed: int = 1) -> list[str]:
+    rng = random.Random(seed)
+    tokens, i = [], 0
+    while i < len(text):
+        step = rng.randint(1, 4)
+        tokens.append(text[i : i + step])
+        i += step
+    return tokens
+
+
+@dataclass
+class Run:
+    first_at: int | None  # input characters consumed when the first fragment came out
+    first_token: int | None  # index of the token that released it
+    first_text: str
+    fragments: list[str]
+    per_token_ns: list[int]
+    total_ns: int
+
+
+Splitter = Callable[[], tuple[Callable[[str], list[str]], Callable[[], list[str]]]]
+
+
+def voicebridge_splitter() -> tuple[Callable[[str], list[str]], Callable[[], list[str]]]:
+    fragmenter = Fragmenter()
+
+    def feed(token: str) -> list[str]:
+        return [f.text for f in fragmenter.feed(token)]
+
+    def flush() -> list[str]:
+        return [f.text for f in fragmenter.flush()]
+
+    return feed, flush
+
+
+def stream2sentence_splitter() -> tuple[Callable[[str], list[str]], Callable[[], list[str]]]:
+    splitter = SentenceSplitter()  # its own defaults, like RealtimeTTS
+
+    def feed(token: str) -> list[str]:
+        splitter.add(token)
+        return list(splitter.stream())
+
+    def flush() -> list[str]:
+        return list(splitter.flush())
+
+    return feed, flush
+
+
+SPLITTERS: dict[str, Splitter] = {
+    "voicebridge": voicebridge_splitter,
+    "stream2sentence 1.1.0": stream2sentence_splitter,
+}
+
+
+def measure(make: Splitter, tokens: list[str], repeats: int = 5) -> Run:
+    """The fastest of ``repeats`` runs (other processes share the machine)."""
+    return min((measure_once(make, tokens) for _ in range(repeats)), key=lambda r: r.total_ns)
+
+
+def measure_once(make: Splitter, tokens: list[str]) -> Run:
+    feed, flush = make()
+    fragments: list[str] = []
+    per_token: list[int] = []
+    first_at = first_token = None
+    consumed = 0
+    gc.collect()
+    gc.disable()
+    try:
+        for index, token in enumerate(tokens):
+            start = time.perf_counter_ns()
+            out = feed(token)
+            per_token.append(time.perf_counter_ns() - start)
+            consumed += len(token)
+            if out and first_at is None:
+                first_at, first_token = consumed, index
+            fragments += out
+        start = time.perf_counter_ns()
+        fragments += flush()
+        flush_ns = time.perf_counter_ns() - start
+    finally:
+        gc.enable()
+    return Run(
+        first_at,
+        first_token,
+        fragments[0] if fragments else "",
+        fragments,
+        per_token,
+        sum(per_token) + flush_ns,
+    )
+
+
+def lag_after_boundary(text: str, tokens: list[str], run: Run) -> str:
+    """Tokens fed after the one holding the first fragment's last visible character (only when
+    the fragment is a prefix of the raw text, i.e. not for Markdown)."""
+    spoken = run.first_text.rstrip()
+    if run.first_token is None or not text.startswith(spoken):
+        return "n/a"
+    offsets: Iterator[int] = iter(range(len(tokens)))
+    end, token_index = 0, 0
+    for token_index in offsets:
+        end += len(tokens[token_index])
+        if end >= len(spoken):
+            break
+    return str(run.first_token - token_index)
+
+
+def main() -> None:
+    corpora = {
+        "English": ENGLISH,
+        "Chinese": CHINESE,
+        "Japanese": JAPANESE,
+        "mixed zh/en": MIXED,
+        "Markdown": MARKDOWN,
+        "decimals (2,100)": decimals(2100),
+    }
+    for make in SPLITTERS.values():  # warm up imports and caches
+        measure(make, tokens_of(ENGLISH))
+    print(
+        "| corpus | chars | tokens | splitter | first fragment at char | tokens after its "
+        "boundary | fragments | size (chars) min/median/max | markup left | µs/token median "
+        "| mean | max |"
+    )
+    print("|---|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---:|")
+    medians: dict[tuple[str, str], float] = {}
+    means: dict[tuple[str, str], float] = {}
+    firsts: dict[tuple[str, str], int | None] = {}
+    for corpus, text in corpora.items():
+        tokens = tokens_of(text)
+        for name, make in SPLITTERS.items():
+            run = measure(make, tokens)
+            median_us = statistics.median(run.per_token_ns) / 1000
+            medians[corpus, name] = median_us
+            means[corpus, name] = statistics.mean(run.per_token_ns) / 1000
+            firsts[corpus, name] = run.first_at
+            lengths = [len(f) for f in run.fragments]
+            sizes = f"{min(lengths)}/{statistics.median(lengths):g}/{max(lengths)}"
+            lag = lag_after_boundary(text, tokens, run) if name == "voicebridge" else ""
+            markup = sum("".join(run.fragments).count(m) for m in MARKUP)
+            print(
+                f"| {corpus} | {len(text)} | {len(tokens)} | {name} | "
+                f"{run.first_at if run.first_at is not None else 'end'} | {lag} | "
+                f"{len(lengths)} | {sizes} | {markup} | {median_us:.1f} | "
+                f"{statistics.mean(run.per_token_ns) / 1000:.1f} | "
+                f"{max(run.per_token_ns) / 1000:.0f} |"
+            )
+    print()
+    print("| splitter | total ms, 525 chars | 1,050 | 2,100 | ratio 2,100 / 525 (linear = 4) |")
+    print("|---|---:|---:|---:|---:|")
+    for name, make in SPLITTERS.items():
+        totals = [
+            measure(make, tokens_of(decimals(size))).total_ns / 1e6 for size in (525, 1050, 2100)
+        ]
+        print(
+            f"| {name} | {totals[0]:.1f} | {totals[1]:.1f} | {totals[2]:.1f} | "
+            f"{totals[2] / totals[0]:.1f} |"
+        )
+    scales = (2100, 21_000, 210_000)
+    totals = [measure(voicebridge_splitter, tokens_of(decimals(s))).total_ns / 1e6 for s in scales]
+    print(
+        f"\nvoicebridge on 2,100 / 21,000 / 210,000 decimals characters: "
+        f"{totals[0]:.1f} / {totals[1]:.1f} / {totals[2]:.1f} ms "
+        f"(ratios {totals[1] / totals[0]:.1f}, {totals[2] / totals[0]:.1f}; linear = 10, 100)"
+    )
+    ours, theirs = SPLITTERS
+    print()
+    for corpus in ("English", "Chinese"):
+        a, b = firsts[corpus, ours], firsts[corpus, theirs]
+        print(f"first fragment, {corpus}: {a} vs {b} characters")
+    for label, table in (("median", medians), ("mean", means)):
+        speedups = ", ".join(f"{c} {table[c, theirs] / table[c, ours]:.1f}x" for c in corpora)
+        print(f"{label} per-token speed-up: {speedups}")
+
+
+if __name__ == "__main__":
+    main()
