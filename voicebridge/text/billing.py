@@ -44,6 +44,8 @@ def is_cjk_ideograph(char: str) -> bool:
 
 def count_characters(text: str) -> int:
     """The billed length of ``text``: ``"中A文123"`` counts 8, ``"中 文。"`` counts 6."""
+    if text.isascii():
+        return len(text)
     return len(text) + len(_IDEOGRAPH.findall(text))
 
 

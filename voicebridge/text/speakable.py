@@ -47,7 +47,10 @@ _DROP = (
 _SPECIAL = r"*_~`\[\]!<\\|hHwW"
 # A run of characters that need no decision in plain text. h/w may start a URL unless they
 # follow an ASCII letter or digit.
-_PLAIN = re.compile(f"(?:[^{_SPECIAL}{_LINE_BREAKS}{_SPACES}{_DROP}]|(?<=[A-Za-z0-9])[hHwW])+")
+_PLAIN_CHAR = f"[^{_SPECIAL}{_LINE_BREAKS}{_SPACES}{_DROP}]|(?<=[A-Za-z0-9])[hHwW]"
+_PLAIN = re.compile(f"(?:{_PLAIN_CHAR})+")
+# A whole delta of plain words between single spaces needs no decision at all.
+_SIMPLE = re.compile(f" ?(?:{_PLAIN_CHAR})+(?: (?:{_PLAIN_CHAR})+)* ?")
 _DROP_CHAR = re.compile(f"[{_DROP}]")
 _SPACE_CHAR = re.compile(f"[{_SPACES}]")
 _LINE_BREAK_SEARCH = re.compile(f"[{_LINE_BREAKS}]")
@@ -228,6 +231,15 @@ class SpeakableFilter:
         """Clean ``delta`` and return the newly decided speakable text (maybe ``""``)."""
         if not isinstance(delta, str):
             raise TypeError(f"SpeakableFilter.feed() takes str, not {type(delta).__name__}")
+        if (
+            self._hold is None
+            and self._mode == "text"
+            and not (self._code or self._table_row)
+            and (delta[:1] != " " or self._last not in ("", " ", "\n"))
+            and _SIMPLE.fullmatch(delta)
+        ):
+            self._last = self._prev = delta[-1]
+            return delta
         self._out = []
         self._process(delta)
         return "".join(self._out)
