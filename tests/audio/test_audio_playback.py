@@ -3,14 +3,16 @@ recorded from the sink's monitor with parec, and compared with what was synthesi
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.audio.pulse import Pulse, stop_recording
-from voicebridge.audio import AudioPipeline, PcmFormat, PyAudioSink
+from voicebridge.audio import AudioPipeline, PcmFileSink, PcmFormat, PyAudioSink
 from voicebridge.server.engines import EspeakEngine
 
 SENTENCES = [
@@ -134,3 +136,33 @@ def test_interrupt_silences_the_device_within_one_device_buffer(
     # the device plays out what it held (one device buffer, plus the period being written)
     device_buffer = (sink.device_buffer_frames + FRAMES_PER_BUFFER) / fmt.sample_rate
     assert 0.3 < heard_seconds <= played + device_buffer < 1.5
+
+
+def test_a_bridge_turn_is_heard_whole(pulse: Pulse, tmp_path: Path) -> None:
+    """A VoiceBridge turn (embedded espeak server) through PyAudio: the recording is the
+    synthesized audio, at one offset (a gap anywhere would shift what follows), and whole."""
+    from voicebridge.bridge import VoiceBridge
+
+    synthesized = io.BytesIO()
+    path = tmp_path / "monitor.raw"
+    recorder = pulse.record(path)
+    try:
+        time.sleep(2.0)  # let the recorder settle before the first write
+        sinks = [
+            PyAudioSink("pulse", frames_per_buffer=FRAMES_PER_BUFFER),
+            PcmFileSink(synthesized),
+        ]
+        with VoiceBridge(sinks=sinks, sample_rate=pulse.rate, engine="espeak") as bridge:
+            metrics = bridge.speak(
+                iter(["Hello there. This is ", "a bridge turn, spoken ", "as it is written."])
+            )
+        time.sleep(0.3)
+    finally:
+        recording = stop_recording(recorder, path)
+
+    spoken = np.frombuffer(synthesized.getvalue(), dtype="<i2").astype(np.float64) / 32768
+    assert len(spoken) > pulse.rate  # more than a second of speech
+    assert metrics.audio_seconds == pytest.approx(len(spoken) / pulse.rate, abs=0.01)
+    offset, correlation = locate(recording, spoken)
+    assert correlation > 0.95
+    assert offset + len(spoken) <= len(recording)  # the last word was played out
