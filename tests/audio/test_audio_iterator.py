@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from voicebridge.audio import AudioPipeline, IteratorSink, PcmFormat
+from voicebridge.audio import AudioPipeline, IteratorSink, NullSink, PcmFormat
 from voicebridge.errors import AudioError, SynthesisTimeout
 
 FMT = PcmFormat(16000)
@@ -116,3 +116,37 @@ def test_close_ends_the_iteration() -> None:
     pipe.close()
     consumer.join(5)
     assert not consumer.is_alive() and got == [[]]
+
+
+class SlowDrainSink(NullSink):
+    """A real sink whose drain lasts until abort() (a device that plays for a long time)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.aborted = threading.Event()
+
+    def drain(self) -> None:
+        assert self.aborted.wait(10.0), "never aborted"
+
+    def abort(self) -> None:
+        self.aborted.set()
+
+
+def test_an_interrupt_during_the_drain_leaves_the_next_turn_whole() -> None:
+    sink = IteratorSink()
+    with AudioPipeline([SlowDrainSink(), sink], FMT) as pipe:
+        turn = pipe.begin_turn()
+        pipe.receive(turn, b"\x00\x00")
+        pipe.end_turn(turn)
+        with pytest.raises(SynthesisTimeout):  # the dispatcher is in the first sink's drain()
+            pipe.wait_turn_done(turn, timeout=0.2)
+        pipe.interrupt()
+        pipe.wait_turn_done(turn, timeout=1)
+        assert list(sink) == []  # the interrupted turn ends at once
+
+        nxt = pipe.begin_turn()
+        fresh = chunks(3, 7)
+        for c in fresh:
+            pipe.receive(nxt, c)
+        pipe.end_turn(nxt)
+        assert list(sink) == fresh

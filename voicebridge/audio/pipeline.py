@@ -160,7 +160,8 @@ class AudioPipeline:
 
         Sinks are aborted (a player stops within one device buffer); chunks of those turns that
         arrive later are dropped by :meth:`receive`; their ``wait_turn_done`` returns. Nothing
-        of a cancelled turn is written to a sink after this returns.
+        of a cancelled turn is written to a sink after this returns. Any thread; the next
+        :meth:`begin_turn` comes after it returns, not at the same time.
         """
         with self._state_lock:
             turn = self._cancelled_through = self._current_turn
@@ -288,6 +289,8 @@ class AudioPipeline:
     def _finish(self, state: _TurnState) -> None:
         state.ended = True
         for index, sink in enumerate(self._sinks):
+            if state.turn <= self._cancelled_through:
+                break  # interrupted while draining: the other sinks were aborted, not drained
             if index not in state.failed_sinks:
                 try:
                     sink.drain()
