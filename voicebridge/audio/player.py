@@ -66,11 +66,11 @@ class PyAudioSink:
         self.stall_timeout = stall_timeout
         self.output_device: OutputDevice | None = None  # resolved by start()
         self.output_latency = 0.0  # seconds, as PortAudio reports it for the open stream
+        self.device_buffer_frames = 0  # frames the device buffer holds (set by start())
         self.run_started_at: float | None = None  # monotonic time the stream last (re)started
         self._fmt = PcmFormat(16000)  # replaced by start()
         self._pa: Any = None
         self._stream: Any = None
-        self.device_buffer_frames = 0  # frames the device buffer holds (set by start())
         self._cond = threading.Condition()
         self._buf = bytearray()
         self._max_bytes = 0
@@ -112,7 +112,10 @@ class PyAudioSink:
         except Exception as exc:  # PortAudio refused the format or the device
             pa.terminate()
             name = self.output_device.name if self.output_device else self.device
-            raise AudioError(f"cannot open output device {name!r} at {fmt}: {exc}") from None
+            raise AudioError(
+                f"cannot open output device {name!r} for {fmt.channels} channel(s) at "
+                f"{fmt.sample_rate} Hz: {exc}"
+            ) from None
         self._pa, self._stream, self._fmt = pa, stream, fmt
         self.device_buffer_frames = max(int(stream.get_write_available()), self.frames_per_buffer)
         self.output_latency = float(stream.get_output_latency())
