@@ -196,6 +196,15 @@ def test_later_fragments_take_every_complete_sentence() -> None:
     ]
 
 
+def test_later_fragments_grow_up_to_the_target() -> None:
+    sentences = [f"This is sentence number {i}, and it goes on for a while. " for i in range(12)]
+    fragments = run(["".join(sentences)])
+    assert fragments[0].text == "This is sentence number 0, "
+    assert all(f.characters <= 120 for f in fragments[1:])
+    two_sentences = [f for f in fragments if f.text.count(". ") == 2]
+    assert len(two_sentences) >= 4  # 2 x 55 characters fit in 120, 3 do not
+
+
 def test_later_fragments_merge_short_sentences() -> None:
     text = "Here is my answer to you. Yes. No. Maybe so, I think. Fine."
     assert texts(run(list(text))) == [
@@ -207,7 +216,9 @@ def test_later_fragments_merge_short_sentences() -> None:
 
 def test_long_sentence_is_cut_at_a_clause() -> None:
     text = ("one two three four five, " * 8) + "end."
-    fragmenter = Fragmenter(first_max_characters=30, sentence_max_characters=60)
+    fragmenter = Fragmenter(
+        first_max_characters=30, target_characters=40, sentence_max_characters=60
+    )
     fragments = run(list(text), fragmenter)
     assert all(f.characters <= 60 for f in fragments)
     assert [f.boundary for f in fragments[1:-1]] == ["clause"] * (len(fragments) - 2)
@@ -215,7 +226,9 @@ def test_long_sentence_is_cut_at_a_clause() -> None:
 
 
 def test_never_over_max_characters_even_on_flush() -> None:
-    fragmenter = Fragmenter(first_max_characters=50, sentence_max_characters=50, max_characters=50)
+    fragmenter = Fragmenter(
+        first_max_characters=50, target_characters=50, sentence_max_characters=50, max_characters=50
+    )
     text = "前言。" + "中文English混合没有标点" * 100
     fragments = run([text[:7], text[7:], "x" * 75], fragmenter)
     assert max(f.characters for f in fragments) <= 50
@@ -278,6 +291,8 @@ def test_non_text_items_raise_type_error(item: object) -> None:
 def test_bad_thresholds() -> None:
     with pytest.raises(ConfigurationError):
         Fragmenter(first_max_characters=500, sentence_max_characters=300)
+    with pytest.raises(ConfigurationError):
+        Fragmenter(target_characters=400)
     with pytest.raises(ConfigurationError):
         Fragmenter(min_words=0)
     with pytest.raises(ConfigurationError):
@@ -399,7 +414,10 @@ def test_fragments_give_back_the_speakable_text(
 ) -> None:
     first, sentence, maximum = limits
     fragmenter = Fragmenter(
-        first_max_characters=first, sentence_max_characters=sentence, max_characters=maximum
+        first_max_characters=first,
+        target_characters=first,
+        sentence_max_characters=sentence,
+        max_characters=maximum,
     )
     fragments = run(tokens, fragmenter)
     assert "".join(texts(fragments)).rstrip(" \n") == speakable("".join(tokens))
@@ -410,7 +428,9 @@ def test_fragments_give_back_the_speakable_text(
 @settings(max_examples=200, deadline=None)
 @given(token_lists, st.lists(st.booleans(), max_size=60))
 def test_flushes_anywhere_lose_and_repeat_nothing(tokens: list[str], flushes: list[bool]) -> None:
-    fragmenter = Fragmenter(first_max_characters=20, sentence_max_characters=40)
+    fragmenter = Fragmenter(
+        first_max_characters=20, target_characters=20, sentence_max_characters=40
+    )
     cleaner = SpeakableFilter()
     fragments: list[Fragment] = []
     expected = ""

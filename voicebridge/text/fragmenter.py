@@ -13,8 +13,9 @@ Where it cuts:
   kind (sentence, clause, line) once it holds ``min_words`` words, so speech starts early; with no
   such boundary it is cut by length after ``first_max_characters``.
 - Later fragments are cut at sentence or line boundaries only, and take every complete sentence
-  available (a fast LLM gives longer fragments, which sound more natural). A sentence longer than
-  ``sentence_max_characters`` is cut at its last clause boundary that fits, else by length.
+  available up to ``target_characters`` (a fast LLM gives longer fragments, which sound more
+  natural; a slow one gives one sentence each). A sentence longer than ``sentence_max_characters``
+  is cut at its last clause boundary that fits, else by length.
 - Boundaries: ``. ! ? …`` followed by a space or a CJK character, ``。！？`` and their Arabic and
   Devanagari counterparts, with any closing quotes and brackets; clause marks ``, ; :`` followed by
   a space, dashes, ``，、；：``; line breaks (list items, headings and table rows end lines). Not
@@ -90,8 +91,9 @@ class Fragmenter:
     - ``min_words=3``: words a fragment must hold before a boundary may end it (a
       ``flush()`` releases shorter text).
     - ``first_max_characters=80``: the first fragment is cut by length at the latest here.
-    - ``sentence_max_characters=300``: a later fragment grows up to this; a longer sentence is cut
-      at a clause boundary.
+    - ``target_characters=120``: a later fragment takes every complete sentence available while
+      it stays within this (at least one sentence).
+    - ``sentence_max_characters=300``: a sentence longer than this is cut at a clause boundary.
     - ``max_characters=2000``: the service's per-message limit; no fragment is longer, not even
       one released by ``flush()``.
     - ``cjk_chars_per_word=2``: CJK characters counted as one word for ``min_words``.
@@ -104,6 +106,7 @@ class Fragmenter:
         *,
         min_words: int = 3,
         first_max_characters: int = 80,
+        target_characters: int = 120,
         sentence_max_characters: int = 300,
         max_characters: int = MAX_MESSAGE_CHARACTERS,
         cjk_chars_per_word: int = 2,
@@ -112,15 +115,20 @@ class Fragmenter:
     ) -> None:
         if min_words < 1 or cjk_chars_per_word < 1:
             raise ConfigurationError("min_words and cjk_chars_per_word must be at least 1")
-        if not 10 <= first_max_characters <= sentence_max_characters <= max_characters:
+        if not (
+            10 <= first_max_characters <= sentence_max_characters <= max_characters
+            and 10 <= target_characters <= sentence_max_characters
+        ):
             raise ConfigurationError(
-                "need 10 <= first_max_characters <= sentence_max_characters <= max_characters, got "
-                f"{first_max_characters}, {sentence_max_characters}, {max_characters}"
+                "need 10 <= first_max_characters, target_characters <= sentence_max_characters "
+                f"<= max_characters, got {first_max_characters}, {target_characters}, "
+                f"{sentence_max_characters}, {max_characters}"
             )
         self._filter = SpeakableFilter(code_blocks=code_blocks, code_placeholder=code_placeholder)
         self._cjk_per_word = cjk_chars_per_word
         self._min_units = min_words * cjk_chars_per_word
         self._first_max = first_max_characters
+        self._target = target_characters
         self._sentence_max = sentence_max_characters
         self._max = max_characters
         self.reset()
@@ -219,15 +227,21 @@ class Fragmenter:
         limit = self._first_max if self._first else self._sentence_max
         if self._checked == len(self._candidates) and self._buf_billed <= limit:
             return None  # nothing new to consider
+        # Candidates already checked never qualify later: their counts are fixed.
         best: tuple[int, Boundary] | None = None
         for candidate in self._candidates[self._checked :]:
             if candidate.billed > limit:
                 break
-            if candidate.units >= self._min_units and (
-                self._first or candidate.kind in ("sentence", "line")
-            ):
+            if candidate.units < self._min_units:
+                continue
+            if self._first:
                 best = (candidate.end, candidate.kind)
-                if self._first:
+                break
+            if candidate.kind in ("sentence", "line"):
+                within_target = candidate.billed <= self._target
+                if within_target or best is None:
+                    best = (candidate.end, candidate.kind)
+                if not within_target:
                     break
         self._checked = len(self._candidates)
         if best is None and self._buf_billed > limit:
