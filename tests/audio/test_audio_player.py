@@ -40,6 +40,7 @@ def test_devices_by_index_and_name(pulse: Pulse) -> None:
     devices = list_output_devices()
     named = [d for d in devices if d.name == "pulse"]
     assert named and named[0].max_output_channels > 0
+    assert str(named[0]).split()[:2] == [str(named[0].index), "pulse"]
     pa = open_pyaudio()
     try:
         assert resolve_output_device(pa, "pulse") == named[0]

@@ -32,6 +32,14 @@ class OutputDevice:
     host_api: str
     is_default: bool
 
+    def __str__(self) -> str:
+        """One line for ``voicebridge devices``: index, name, host API, channels, rate."""
+        mark = "  (default)" if self.is_default else ""
+        return (
+            f"{self.index:3d}  {self.name}  [{self.host_api}, {self.max_output_channels} ch, "
+            f"{self.default_sample_rate:g} Hz]{mark}"
+        )
+
 
 @contextlib.contextmanager
 def quiet_stderr() -> Iterator[None]:
