@@ -237,7 +237,7 @@ class PyAudioSink:
                     return
                 try:
                     self._perform(action, data)
-                except OSError as exc:  # the device went away or PortAudio failed
+                except Exception as exc:  # the device went away, PortAudio failed: end the thread
                     with self._cond:
                         self._error = AudioError(f"audio output failed: {exc}")
                         self._buf.clear()
