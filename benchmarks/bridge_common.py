@@ -11,7 +11,10 @@ from __future__ import annotations
 import contextlib
 import math
 import multiprocessing
+import os
+import re
 import signal
+import threading
 import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
@@ -20,9 +23,18 @@ from typing import Any
 from voicebridge.protocol import ServerLimits
 from voicebridge.server import FaultPlan, ServerThread
 
-__all__ = ["ServerHost", "percentile", "print_table", "rss_mb"]
+__all__ = [
+    "TICK",
+    "ServerHost",
+    "percentile",
+    "print_table",
+    "rss_mb",
+    "thread_kind",
+    "thread_ticks",
+]
 
 _REPLY_TIMEOUT = 30.0  # seconds the parent waits for the child to start or stop a server
+TICK = 1 / os.sysconf("SC_CLK_TCK")  # seconds per /proc CPU tick
 _CHILD_LIFETIME = 1800.0  # seconds after which an abandoned child gives up
 
 
@@ -114,6 +126,26 @@ class ServerHost:
         if not self._conn.poll(_REPLY_TIMEOUT):
             raise TimeoutError(f"the server host did not answer {request!r} in {_REPLY_TIMEOUT} s")
         return self._conn.recv()
+
+
+def thread_kind(name: str) -> str:
+    """A thread's name without its number ("bench-driver-12" -> "bench-driver")."""
+    return re.sub(r"[-_]\d+$", "", name)
+
+
+def thread_ticks() -> dict[int, tuple[str, int]]:
+    """CPU ticks (user + system) of this process's live threads, by native id, with names."""
+    names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
+    ticks: dict[int, tuple[str, int]] = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat", encoding="ascii") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        name = thread_kind(names.get(int(tid), "(not a Python thread)"))
+        ticks[int(tid)] = (name, int(fields[11]) + int(fields[12]))  # utime, stime
+    return ticks
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -20,16 +20,13 @@ Prints CPU-ms per second of audio and the ratio to the bare client. Asserts noth
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import re
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from bridge_common import ServerHost, print_table
+from bridge_common import TICK, ServerHost, print_table, thread_ticks
 
 from voicebridge.audio import NullSink
 from voicebridge.bridge import VoiceBridge
@@ -37,7 +34,6 @@ from voicebridge.client import AudioFormat, ResultCallback, SpeechSynthesizer
 from voicebridge.text.fragmenter import Fragmenter
 
 BYTES_PER_SECOND = 22050 * 2  # 16-bit mono PCM at 22,050 Hz, the bridge's default
-TICK = 1 / os.sysconf("SC_CLK_TCK")  # seconds per /proc CPU tick
 PARAGRAPH = (
     "Sure, here is a quick overview of how the process works, step by step, so you can follow "
     "along easily. First, the client opens a connection to the server and sends its request. "
@@ -68,21 +64,6 @@ def paced(pieces: list[str], rate: float) -> Iterator[str]:
         if delay > 0:
             time.sleep(delay)
         yield piece
-
-
-def thread_ticks() -> dict[int, tuple[str, int]]:
-    """CPU ticks (user + system) of this process's live threads, by native id, with names."""
-    names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
-    ticks: dict[int, tuple[str, int]] = {}
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            with open(f"/proc/self/task/{tid}/stat", encoding="ascii") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # the thread ended meanwhile
-        name = re.sub(r"[-_]\d+$", "", names.get(int(tid), "(not a Python thread)"))
-        ticks[int(tid)] = (name, int(fields[11]) + int(fields[12]))  # utime, stime
-    return ticks
 
 
 @dataclass

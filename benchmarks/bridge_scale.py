@@ -1,20 +1,22 @@
 """Issue 5, scale: N concurrent bridges in one process against the local server (tone engine).
 
     .venv/bin/python benchmarks/bridge_scale.py [--n 1 10 50 200] [--rate 30] [--sink null|realtime]
-        [--speed X] [--quick]
+        [--speed X] [--preconnect] [--quick]
 
 Goal: 200 sessions on this 2-core machine with no missed deadline. The server runs in a child
 process. Each of N bridges (created up front, one driver thread each, started within
 ``--jitter`` s of each other, seeded) speaks one turn of four sentences fed token by token
 (1-6 characters, ``--rate`` tokens/s) into a NullSink (default) or, with ``--sink realtime``, a
 CallbackSink that sleeps as long as each chunk would play (real-time playback without a device).
+``--preconnect`` opens every bridge's WebSocket before the turns start (``preconnect()``).
 The tone server sends audio as fast as it can make it (a worst-case burst); ``--speed X`` paces
 each connection's audio at X times real time (FaultPlan ``delay_audio`` before every 0.1 s frame).
 
 Per N it prints: completed/failed turns, wall time, threads per session (voicebridge-* threads
 at the peak thread count / N), the receive-callback time p50/p99/max, the time to first audio
 (first token read -> first audio at the sink) and the first package delay (first fragment sent ->
-first audio byte received), CPU seconds per wall second of this process and of the server's,
+first audio byte received), CPU seconds per wall second of this process and of the server's
+(and, below the table, this process's CPU split by thread kind, from /proc ticks),
 peak RSS growth, and missed deadlines = failed turns + turns unfinished after ``--timeout`` +
 reconnects + fragments sent more than 20 s after the previous fragment of their session.
 Ratios are to the first N (1 by default) in the same run.
@@ -31,15 +33,22 @@ import argparse
 import contextlib
 import itertools
 import random
-import re
 import statistics
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from bridge_common import ServerHost, percentile, print_table, rss_mb
+from bridge_common import (
+    TICK,
+    ServerHost,
+    percentile,
+    print_table,
+    rss_mb,
+    thread_kind,
+    thread_ticks,
+)
 
 from voicebridge.audio import CallbackSink, NullSink, Sink
 from voicebridge.bridge import TurnMetrics, VoiceBridge
@@ -76,11 +85,6 @@ def paced(pieces: list[str], rate: float) -> Iterator[str]:
         if delay > 0:
             time.sleep(delay)
         yield piece
-
-
-def thread_kind(name: str) -> str:
-    """A thread's name without its number ("bench-driver-12" -> "bench-driver")."""
-    return re.sub(r"[-_]\d+$", "", name)
 
 
 def realtime_sink() -> Sink:
@@ -122,6 +126,15 @@ def hooks(probe: Probe) -> Iterator[None]:
         SpeechSynthesizer.streaming_call = call  # type: ignore[method-assign]
 
 
+def wait_connected(bridges: list[VoiceBridge], timeout: float) -> None:
+    """Wait (bounded) until every bridge's WebSocket is open after ``preconnect()``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(b._session.synthesizer.connected for b in bridges):  # benchmark-only peek
+            return
+        time.sleep(SAMPLE_EVERY)
+
+
 @dataclass
 class Result:
     n: int
@@ -138,6 +151,7 @@ class Result:
     first_package: list[float]
     first_fragment: list[float]
     client_cpu: float
+    cpu_by_kind: dict[str, float]  # CPU seconds per thread kind (threads sampled while alive)
     server_cpu: float
     audio_seconds: list[float]
     reconnects: int
@@ -154,6 +168,7 @@ def run(
     timeout: float,
     make_sink: Callable[[], Sink],
     speed: float,
+    preconnect: bool,
 ) -> Result:
     faults = FaultPlan(delay_audio=TONE_CHUNK_SECONDS / speed) if speed > 0 else None
     url = host.start_server("tone", faults=faults)
@@ -167,10 +182,16 @@ def run(
     drivers: list[threading.Thread] = []
     peak_threads, peak_names, peak_rss = 0, Counter[str](), base_rss
     start = time.monotonic()
-    client_cpu, server_cpu = time.process_time(), host.cpu_seconds()
+    client_cpu = server_cpu = 0.0
+    ticks_before: dict[int, tuple[str, int]] = {}
+    ticks_after: dict[int, tuple[str, int]] = {}
     try:
         with hooks(probe):
             bridges = [VoiceBridge(url=url, sinks=[make_sink()]) for _ in range(n)]
+            if preconnect:
+                for bridge in bridges:
+                    bridge.preconnect()
+                wait_connected(bridges, timeout)
 
             def drive(i: int) -> None:
                 time.sleep(delays[i])
@@ -183,6 +204,8 @@ def run(
                 threading.Thread(target=drive, args=(i,), name=f"bench-driver-{i}")
                 for i in range(n)
             ]
+            ticks_before = thread_ticks()
+            client_cpu, server_cpu = time.process_time(), host.cpu_seconds()
             start = time.monotonic()
             for driver in drivers:
                 driver.start()
@@ -197,6 +220,7 @@ def run(
             wall = time.monotonic() - start
             client_cpu = time.process_time() - client_cpu
             server_cpu = host.cpu_seconds() - server_cpu
+            ticks_after = thread_ticks()  # bridge threads still alive; drivers have ended
             unfinished = sum(d.is_alive() for d in drivers)
             for i, driver in enumerate(drivers):
                 if driver.is_alive():
@@ -208,6 +232,10 @@ def run(
             bridge.close()
         host.stop_server()
     done = [m for m in metrics if m is not None]
+    cpu_by_kind: dict[str, float] = defaultdict(float)
+    for tid, (kind, ticks) in ticks_after.items():
+        cpu_by_kind[kind] += (ticks - ticks_before.get(tid, (kind, 0))[1]) * TICK
+    cpu_by_kind["ended threads (drivers)"] = client_cpu - sum(cpu_by_kind.values())
     max_gap, late = probe.max_gap()
     sessions = sum(c for name, c in peak_names.items() if name.startswith("voicebridge"))
     return Result(
@@ -227,6 +255,7 @@ def run(
             m.time_to_first_fragment for m in done if m.time_to_first_fragment is not None
         ],
         client_cpu=client_cpu,
+        cpu_by_kind=cpu_by_kind,
         server_cpu=server_cpu,
         audio_seconds=[m.audio_seconds for m in done],
         reconnects=sum(m.reconnects for m in done),
@@ -249,6 +278,9 @@ def main() -> None:
         default=0.0,
         help="server audio pace, x real time per connection (default 0: as fast as it can)",
     )
+    parser.add_argument(
+        "--preconnect", action="store_true", help="connect every bridge before the turns start"
+    )
     parser.add_argument("--quick", action="store_true", help="N = 1, 10, 50")
     args = parser.parse_args()
     sizes = [1, 10, 50] if args.quick else args.n
@@ -257,7 +289,16 @@ def main() -> None:
     with ServerHost() as host:
         for n in sizes:
             results.append(
-                run(host, n, args.rate, args.jitter, args.timeout, make_sink, args.speed)
+                run(
+                    host,
+                    n,
+                    args.rate,
+                    args.jitter,
+                    args.timeout,
+                    make_sink,
+                    args.speed,
+                    args.preconnect,
+                )
             )
             print(f"  N = {n} done", flush=True)
     base = results[0]
@@ -291,8 +332,8 @@ def main() -> None:
     pace = f"{args.speed:g} x real time" if args.speed > 0 else "unpaced"
     print_table(
         f"N concurrent bridges, one turn each ({len(TEXT)} characters, {args.rate:g} tokens/s, "
-        f"sink: {args.sink}, server audio pace: {pace}, starts spread over {args.jitter:g} s; "
-        f"ratios to N = {base.n})",
+        f"sink: {args.sink}, server audio pace: {pace}, preconnect: {args.preconnect}, "
+        f"starts spread over {args.jitter:g} s; ratios to N = {base.n})",
         [
             "N",
             "completed/failed/unfinished",
@@ -314,6 +355,8 @@ def main() -> None:
     for r in results:
         kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(r.peak_kinds.items()))
         print(f"N = {r.n}: threads at the peak: {kinds}")
+        cpu = ", ".join(f"{kind} {sec:.2f}" for kind, sec in sorted(r.cpu_by_kind.items()))
+        print(f"N = {r.n}: client CPU s by thread (of {r.client_cpu:.2f} s): {cpu}")
         for error, count in r.errors.items():
             print(f"N = {r.n}: {count} x {error}")
 
