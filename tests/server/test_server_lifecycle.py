@@ -59,7 +59,8 @@ def test_repr_and_url_never_show_the_key() -> None:
     assert server.url.endswith(":0/api-ws/v1/inference")
 
 
-def test_ctrl_c_stops_serve_cleanly() -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_stop_serve_cleanly(signum: int) -> None:
     code = "from voicebridge.server import serve; serve(port=0, engine='tone')"
     process = subprocess.Popen(
         [sys.executable, "-c", code],
@@ -74,7 +75,7 @@ def test_ctrl_c_stops_serve_cleanly() -> None:
         assert url, line
         with RawClient(url.group(0)) as client:
             assert isinstance(client.speak("Before Ctrl-C.")[-1], TaskFinished)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         assert process.wait(timeout=20) == 0
         assert "Traceback" not in process.stderr.read()
     finally:

@@ -14,6 +14,7 @@ import contextlib
 import hmac
 import json
 import logging
+import signal
 import sys
 import threading
 import uuid
@@ -31,6 +32,7 @@ from websockets.http11 import Request, Response
 from ..errors import ConfigurationError, SynthesisTimeout, VoiceBridgeError
 from ..protocol import (
     Audio,
+    CancelSynthesis,
     CloseConnection,
     ContinueTask,
     ResultGenerated,
@@ -296,9 +298,7 @@ class _Connection:
                 self._sentences.put_nowait(action)
             elif isinstance(action, CloseConnection):
                 self._outbox.put_nowait(_Marker.CLOSE)
-            elif isinstance(
-                action, (TaskStarted, ResultGenerated, TaskFinished, TaskFailed, Audio)
-            ):
+            elif not isinstance(action, CancelSynthesis):
                 self._outbox.put_nowait(action)
 
     # ---- synthesizer
@@ -547,16 +547,16 @@ def serve(
     api_key: str | None = None,
     engine: str | Engine = "espeak",
 ) -> None:
-    """Run a local server until Ctrl-C (for ``voicebridge serve``); returns after a clean stop."""
+    """Run a local server until Ctrl-C or SIGTERM (for ``voicebridge serve``); returns after a
+    clean stop (connections closed, threads joined)."""
 
     async def main() -> None:
-        server = LocalServer(host, port, api_key=api_key, engine=engine)
-        await server.start()
-        print(f"voicebridge: serving {server.url} (Ctrl-C stops)", file=sys.stderr, flush=True)
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await server.stop()
+        stopping = asyncio.Event()
+        with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows loops
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+        async with LocalServer(host, port, api_key=api_key, engine=engine) as server:
+            print(f"voicebridge: serving {server.url} (Ctrl-C stops)", file=sys.stderr, flush=True)
+            await stopping.wait()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
