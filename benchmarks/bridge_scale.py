@@ -58,6 +58,7 @@ from voicebridge.session import SpeechSession
 
 BYTES_PER_SECOND = 22050 * 2  # 16-bit mono PCM at 22,050 Hz
 FRAGMENT_DEADLINE = 20.0  # seconds between two fragments of a session that count as a miss
+JOIN_TIMEOUT = 15.0  # seconds for all driver threads to end after the run
 SAMPLE_EVERY = 0.05  # seconds between thread-count / RSS samples
 TONE_CHUNK_SECONDS = 0.1  # audio per frame of the tone engine (ToneEngine's chunk_seconds)
 TEXT = (
@@ -222,12 +223,13 @@ def run(
             server_cpu = host.cpu_seconds() - server_cpu
             ticks_after = thread_ticks()  # bridge threads still alive; drivers have ended
             unfinished = sum(d.is_alive() for d in drivers)
-            for i, driver in enumerate(drivers):
-                if driver.is_alive():
-                    bridges[i].interrupt()
-    finally:
+    finally:  # also on Ctrl-C: barge in on the turns still running, then join (bounded)
+        for driver, bridge in zip(drivers, bridges, strict=False):
+            if driver.is_alive():
+                bridge.interrupt()
+        join_by = time.monotonic() + JOIN_TIMEOUT
         for driver in drivers:
-            driver.join(10.0)
+            driver.join(max(0.0, join_by - time.monotonic()))
         for bridge in bridges:
             bridge.close()
         host.stop_server()
