@@ -159,8 +159,8 @@ class LocalServer:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
-        if self._engine is not None and isinstance(self._engine_choice, str):
-            _close_engine(self._engine)
+        if self._engine is not None:
+            _close_engine(self._engine_choice, self._engine)
         self._engine = None
 
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -433,34 +433,23 @@ def _close_iterator(chunks: Iterator[bytes]) -> None:
 
 # --------------------------------------------------------------------------- engines
 
-_espeak_lock = threading.Lock()
-_espeak: EspeakEngine | None = None
-_espeak_users = 0
-
 
 def _open_engine(choice: str | Engine) -> Engine:
-    """The engine for a server; espeak-ng is one per process (its library is global state)."""
-    global _espeak, _espeak_users
     if choice == "tone":
         return ToneEngine()
-    if not isinstance(choice, str):
-        return choice
-    with _espeak_lock:
-        if _espeak is None:
-            _espeak = EspeakEngine()
-        _espeak_users += 1
-        return _espeak
+    if choice == "espeak":
+        return EspeakEngine.acquire()
+    assert not isinstance(choice, str)
+    return choice
 
 
-def _close_engine(engine: Engine) -> None:
-    global _espeak, _espeak_users
-    with _espeak_lock:
-        if engine is _espeak:
-            _espeak_users -= 1
-            if _espeak_users > 0:
-                return
-            _espeak = None
-    engine.close()
+def _close_engine(choice: str | Engine, engine: Engine) -> None:
+    """Close what :func:`_open_engine` made; an engine passed in belongs to the caller."""
+    if choice == "espeak":
+        assert isinstance(engine, EspeakEngine)
+        engine.release()
+    elif choice == "tone":
+        engine.close()
 
 
 # --------------------------------------------------------------------------- sync wrappers

@@ -41,28 +41,33 @@ def wav_header(sample_rate: int) -> bytes:
 class Resampler:
     """Streaming linear-interpolation resampler for 16-bit little-endian mono PCM.
 
-    Keeps the last input sample and the fractional read position between calls, so chunk
-    boundaries add no clicks; the output length tracks ``len(input) * dst / src`` within a sample.
+    Output sample ``k`` is the input interpolated at time ``k * src / dst`` (in input samples),
+    computed from absolute indices, so any cutting of the input into chunks gives the same bytes
+    as one call with all of it: no clicks or drift at chunk and sentence boundaries.
     """
 
     def __init__(self, src_rate: int, dst_rate: int) -> None:
-        self._step = src_rate / dst_rate  # input samples per output sample
-        self._position = 0.0  # read position, relative to the first sample of the next buffer
-        self._carry = np.zeros(0, dtype=np.float64)
+        self._src = src_rate
+        self._dst = dst_rate
+        self._produced = 0  # output samples so far
+        self._base = 0  # absolute input index of self._carry[0]
+        self._carry = np.zeros(0, dtype=np.float64)  # input still needed for the next output
 
     def process(self, pcm: bytes) -> bytes:
-        if self._step == 1.0:
+        if self._src == self._dst:
             return pcm
         samples = np.concatenate((self._carry, np.frombuffer(pcm, dtype="<i2")))
-        last = len(samples) - 1
-        if last < self._position:
+        last = self._base + len(samples) - 1  # absolute index of the newest input sample
+        end = last * self._dst // self._src + 1  # outputs whose time is <= last
+        if end <= self._produced:
             self._carry = samples
             return b""
-        count = int((last - self._position) / self._step) + 1
-        times = self._position + self._step * np.arange(count)
-        out = np.interp(times, np.arange(len(samples)), samples)
-        self._position = self._position + self._step * count - last
-        self._carry = samples[-1:]
+        times = np.arange(self._produced, end) * self._src / self._dst
+        out = np.interp(times, self._base + np.arange(len(samples)), samples)
+        self._produced = end
+        keep = min(end * self._src // self._dst, last)  # left neighbour of the next output
+        self._carry = samples[keep - self._base :]
+        self._base = keep
         return bytes(np.round(out).astype("<i2").tobytes())
 
 

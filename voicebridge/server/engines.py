@@ -137,12 +137,35 @@ class EspeakEngine:
     """espeak-ng through ctypes, from the ``espeakng_loader`` wheel (library and voice data).
 
     espeak-ng is not thread-safe, so every ``espeak_*`` call happens on one dedicated thread that
-    takes requests from a bounded queue; ``synthesize`` may be called from any thread.
+    takes requests from a bounded queue; ``synthesize`` may be called from any thread. The library
+    is process-wide state: one engine at a time per process (share it with :meth:`acquire`).
     """
 
     sample_rate = 22050
+    _lock = threading.Lock()
+    _running: EspeakEngine | None = None  # the process's engine, while its thread lives
+    _users = 0  # holders of the shared engine (acquire/release)
+
+    @classmethod
+    def acquire(cls) -> EspeakEngine:
+        """The process's shared engine, started on first use; give it back with :meth:`release`."""
+        with cls._lock:
+            engine = cls._running or cls()
+            cls._users += 1
+            return engine
+
+    def release(self) -> None:
+        """Give back a shared engine; the last holder closes it."""
+        with EspeakEngine._lock:
+            EspeakEngine._users -= 1
+            last = EspeakEngine._users == 0
+        if last:
+            self.close()
 
     def __init__(self, *, queue_size: int = 64, chunk_ms: int = 200, timeout: float = 10.0) -> None:
+        if EspeakEngine._running is not None:
+            raise ConfigurationError("espeak-ng already runs in this process: use acquire()")
+        EspeakEngine._running = self
         self._requests: queue.Queue[_Request | None] = queue.Queue(maxsize=queue_size)
         self._timeout = timeout
         self._current: _Request | None = None
@@ -176,6 +199,8 @@ class EspeakEngine:
         if self._thread.is_alive():
             self._requests.put(None, timeout=self._timeout)
             self._thread.join(self._timeout)
+        if not self._thread.is_alive() and EspeakEngine._running is self:
+            EspeakEngine._running = None
 
     # ---- everything below runs on the espeak-ng thread only
 
