@@ -1,4 +1,12 @@
-"""Local CosyVoice-compatible server: websockets app, speech engines, voices, fault injection."""
+"""Local CosyVoice-compatible server: websockets app, speech engines, voices, fault injection.
+
+Any client of the real service works against it by changing only the URL::
+
+    with ServerThread(engine="espeak") as server:     # or LocalServer in asyncio code
+        SpeechSynthesizer(..., url=server.url)       # ws://127.0.0.1:PORT/api-ws/v1/inference
+
+Tests inject faults with ``FaultPlan`` and read what was synthesized from ``server.transcripts``.
+"""
 
 from __future__ import annotations
 

@@ -482,6 +482,9 @@ class ServerThread:
         return self._call(lambda: self.server.transcripts)
 
     def start(self) -> ServerThread:
+        """Start the thread and wait (bounded) until the server listens; idempotent."""
+        if self._thread is not None:
+            return self
         self._thread = threading.Thread(target=self._run, name="voicebridge-server", daemon=True)
         self._thread.start()
         if not self._ready.wait(self._timeout):
@@ -496,6 +499,8 @@ class ServerThread:
         if loop is not None and thread is not None and thread.is_alive():
             loop.call_soon_threadsafe(loop.stop)
             thread.join(_STOP_TIMEOUT + self._timeout)
+            if thread.is_alive():
+                _log.error("the local server thread did not stop in time")
 
     def __enter__(self) -> ServerThread:
         return self.start()
