@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import math
 import multiprocessing
-import os
 import re
 import signal
 import threading
@@ -24,17 +23,15 @@ from voicebridge.protocol import ServerLimits
 from voicebridge.server import FaultPlan, ServerThread
 
 __all__ = [
-    "TICK",
     "ServerHost",
     "percentile",
     "print_table",
     "rss_mb",
+    "thread_cpu",
     "thread_kind",
-    "thread_ticks",
 ]
 
 _REPLY_TIMEOUT = 30.0  # seconds the parent waits for the child to start or stop a server
-TICK = 1 / os.sysconf("SC_CLK_TCK")  # seconds per /proc CPU tick
 _CHILD_LIFETIME = 1800.0  # seconds after which an abandoned child gives up
 
 
@@ -133,19 +130,19 @@ def thread_kind(name: str) -> str:
     return re.sub(r"[-_]\d+$", "", name)
 
 
-def thread_ticks() -> dict[int, tuple[str, int]]:
-    """CPU ticks (user + system) of this process's live threads, by native id, with names."""
-    names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
-    ticks: dict[int, tuple[str, int]] = {}
-    for tid in os.listdir("/proc/self/task"):
+def thread_cpu() -> dict[int, tuple[str, float]]:
+    """CPU seconds (user + system, ns precision) of this process's live Python threads, by
+    ident, with their kind (:func:`thread_kind`)."""
+    cpu: dict[int, tuple[str, float]] = {}
+    for thread in threading.enumerate():
+        if thread.ident is None:
+            continue
         try:
-            with open(f"/proc/self/task/{tid}/stat", encoding="ascii") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
+            clock = time.pthread_getcpuclockid(thread.ident)
+            cpu[thread.ident] = (thread_kind(thread.name), time.clock_gettime(clock))
         except OSError:
             continue  # the thread ended meanwhile
-        name = thread_kind(names.get(int(tid), "(not a Python thread)"))
-        ticks[int(tid)] = (name, int(fields[11]) + int(fields[12]))  # utime, stime
-    return ticks
+    return cpu
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -13,7 +13,8 @@ alone. Three runs over the same text (a paragraph cut into 1-6 character tokens,
    and polling of a real turn are included.
 
 Each run does one unmeasured warm-up turn first. Client CPU is ``time.process_time()``; the
-per-thread split reads ``/proc/self/task/<tid>/stat`` (10 ms ticks), grouped by thread name.
+per-thread split reads each live thread's CPU clock (``pthread_getcpuclockid``), grouped by thread
+name.
 Prints CPU-ms per second of audio and the ratio to the bare client. Asserts nothing.
 """
 
@@ -26,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from bridge_common import TICK, ServerHost, print_table, thread_ticks
+from bridge_common import ServerHost, print_table, thread_cpu
 
 from voicebridge.audio import NullSink
 from voicebridge.bridge import VoiceBridge
@@ -80,15 +81,15 @@ class Measured:
 def measure(name: str, host: ServerHost, turns: int, turn: Callable[[], int]) -> Measured:
     """Run ``turn`` (returns audio bytes) once to warm up, then ``turns`` times measured."""
     turn()
-    before_ticks = thread_ticks()
+    before = thread_cpu()
     server_before = host.cpu_seconds()
     wall, cpu = time.monotonic(), time.process_time()
     audio = sum(turn() for _ in range(turns))
     cpu, wall = time.process_time() - cpu, time.monotonic() - wall
     server_cpu = host.cpu_seconds() - server_before
     per_name: dict[str, float] = defaultdict(float)
-    for tid, (thread, ticks) in thread_ticks().items():
-        per_name[thread] += (ticks - before_ticks.get(tid, (thread, 0))[1]) * TICK
+    for ident, (thread, seconds) in thread_cpu().items():
+        per_name[thread] += seconds - before.get(ident, (thread, 0.0))[1]
     return Measured(name, turns, audio / BYTES_PER_SECOND, wall, cpu, server_cpu, dict(per_name))
 
 
@@ -192,8 +193,8 @@ def main() -> None:
     )
     names = sorted({name for run in runs for name in run.threads})
     print_table(
-        "Per thread: CPU-ms per second of audio (/proc ticks of 10 ms; "
-        "'unaccounted' = process CPU minus live threads: threads that ended, tick rounding)",
+        "Per thread: CPU-ms per second of audio "
+        "('unaccounted' = process CPU minus live Python threads: threads that ended, others)",
         ["run", *names, "unaccounted"],
         [
             [

@@ -14,17 +14,19 @@ each connection's audio at X times real time (FaultPlan ``delay_audio`` before e
 
 Per N it prints: completed/failed turns, wall time, threads per session (voicebridge-* threads
 at the peak thread count / N), the receive-callback time p50/p99/max, the time to first audio
-(first token read -> first audio at the sink) and the first package delay (first fragment sent ->
-first audio byte received), CPU seconds per wall second of this process and of the server's
-(and, below the table, this process's CPU split by thread kind, from /proc ticks),
-peak RSS growth, and missed deadlines = failed turns + turns unfinished after ``--timeout`` +
-reconnects + fragments sent more than 20 s after the previous fragment of their session.
-Ratios are to the first N (1 by default) in the same run.
+(first token read -> first audio at the sink; note that the bridge's "first fragment sent" stamp
+comes after connect + task start), the first package delay (first fragment sent -> first audio
+byte received), the WebSocket connect and run-task -> task-started times, CPU seconds per wall
+second of this process and of the server's (and, below the table, this process's CPU split by
+thread kind, from the threads' CPU clocks), peak RSS growth, and missed deadlines = failed turns
++ turns unfinished after ``--timeout`` + reconnects + fragments sent more than 20 s after the
+previous fragment of their session. Ratios are to the first N (1 by default) in the same run.
 
 Measuring hooks, installed by this script only (monkeypatches, removed at the end):
 ``SpeechSession._deliver`` (the receive callback: receive thread -> ``VoiceBridge._on_audio`` ->
-``AudioPipeline.receive``) is timed with ``perf_counter``, and ``SpeechSynthesizer.streaming_call``
-stamps when each fragment is sent. Asserts nothing.
+``AudioPipeline.receive``) is timed with ``perf_counter``; ``SpeechSynthesizer.streaming_call``
+stamps when each fragment is sent; ``SpeechSynthesizer.connect`` and ``.start`` are timed.
+Asserts nothing.
 """
 
 from __future__ import annotations
@@ -41,13 +43,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from bridge_common import (
-    TICK,
     ServerHost,
     percentile,
     print_table,
     rss_mb,
+    thread_cpu,
     thread_kind,
-    thread_ticks,
 )
 
 from voicebridge.audio import CallbackSink, NullSink, Sink
@@ -94,10 +95,13 @@ def realtime_sink() -> Sink:
 
 @dataclass
 class Probe:
-    """What the hooks saw: callback durations (s) and, per synthesizer, fragment send times."""
+    """What the hooks saw: callback durations (s), per synthesizer the fragment send times, and
+    the durations (s) of WebSocket connects and of run-task -> task-started (connect excluded)."""
 
     callbacks: list[float] = field(default_factory=list)
     sends: dict[int, list[float]] = field(default_factory=dict)
+    connects: list[float] = field(default_factory=list)
+    starts: list[float] = field(default_factory=list)
 
     def max_gap(self) -> tuple[float, int]:
         """The longest gap between two fragments of one session, and how many gaps > deadline."""
@@ -108,6 +112,8 @@ class Probe:
 @contextlib.contextmanager
 def hooks(probe: Probe) -> Iterator[None]:
     deliver, call = SpeechSession._deliver, SpeechSynthesizer.streaming_call
+    connect, start_task = SpeechSynthesizer.connect, SpeechSynthesizer.start
+    in_start = threading.local()  # connect time spent inside the current start() call
 
     def timed_deliver(self: SpeechSession, data: bytes) -> None:
         start = time.perf_counter()
@@ -118,13 +124,36 @@ def hooks(probe: Probe) -> Iterator[None]:
         probe.sends.setdefault(id(self), []).append(time.monotonic())
         call(self, text)
 
+    def timed_connect(self: SpeechSynthesizer) -> None:
+        was_connected = self.connected
+        start = time.perf_counter()
+        connect(self)
+        if not was_connected:
+            took = time.perf_counter() - start
+            probe.connects.append(took)
+            in_start.connect = getattr(in_start, "connect", 0.0) + took
+
+    def timed_start(self: SpeechSynthesizer, task_id: str | None = None) -> str:
+        in_start.connect = 0.0
+        start = time.perf_counter()
+        started = start_task(self, task_id)
+        probe.starts.append(time.perf_counter() - start - in_start.connect)
+        return started
+
+    originals = (deliver, call, connect, start_task)
     SpeechSession._deliver = timed_deliver  # type: ignore[method-assign]
     SpeechSynthesizer.streaming_call = stamped_call  # type: ignore[method-assign]
+    SpeechSynthesizer.connect = timed_connect  # type: ignore[method-assign]
+    SpeechSynthesizer.start = timed_start  # type: ignore[method-assign]
     try:
         yield
     finally:
-        SpeechSession._deliver = deliver  # type: ignore[method-assign]
-        SpeechSynthesizer.streaming_call = call  # type: ignore[method-assign]
+        (
+            SpeechSession._deliver,  # type: ignore[method-assign]
+            SpeechSynthesizer.streaming_call,  # type: ignore[method-assign]
+            SpeechSynthesizer.connect,  # type: ignore[method-assign]
+            SpeechSynthesizer.start,  # type: ignore[method-assign]
+        ) = originals
 
 
 def wait_connected(bridges: list[VoiceBridge], timeout: float) -> None:
@@ -148,6 +177,8 @@ class Result:
     peak_kinds: Counter[str]
     all_threads_peak: int
     callback: list[float]
+    connects: list[float]
+    starts: list[float]
     first_audio: list[float]
     first_package: list[float]
     first_fragment: list[float]
@@ -184,8 +215,9 @@ def run(
     peak_threads, peak_names, peak_rss = 0, Counter[str](), base_rss
     start = time.monotonic()
     client_cpu = server_cpu = 0.0
-    ticks_before: dict[int, tuple[str, int]] = {}
-    ticks_after: dict[int, tuple[str, int]] = {}
+    cpu_before: dict[int, tuple[str, float]] = {}
+    cpu_after: dict[int, tuple[str, float]] = {}
+    driver_cpu: list[float] = []  # each driver's own thread_time() at its end
     try:
         with hooks(probe):
             bridges = [VoiceBridge(url=url, sinks=[make_sink()]) for _ in range(n)]
@@ -200,12 +232,14 @@ def run(
                     metrics[i] = bridges[i].speak(paced(tokens(i), rate))
                 except Exception as exc:  # counted and shown, never hidden
                     errors[f"{type(exc).__name__}: {str(exc)[:60]}"] += 1
+                finally:
+                    driver_cpu.append(time.thread_time())
 
             drivers = [
                 threading.Thread(target=drive, args=(i,), name=f"bench-driver-{i}")
                 for i in range(n)
             ]
-            ticks_before = thread_ticks()
+            cpu_before = thread_cpu()
             client_cpu, server_cpu = time.process_time(), host.cpu_seconds()
             start = time.monotonic()
             for driver in drivers:
@@ -221,7 +255,7 @@ def run(
             wall = time.monotonic() - start
             client_cpu = time.process_time() - client_cpu
             server_cpu = host.cpu_seconds() - server_cpu
-            ticks_after = thread_ticks()  # bridge threads still alive; drivers have ended
+            cpu_after = thread_cpu()  # bridge threads still alive; drivers have ended
             unfinished = sum(d.is_alive() for d in drivers)
     finally:  # also on Ctrl-C: barge in on the turns still running, then join (bounded)
         for driver, bridge in zip(drivers, bridges, strict=False):
@@ -235,9 +269,10 @@ def run(
         host.stop_server()
     done = [m for m in metrics if m is not None]
     cpu_by_kind: dict[str, float] = defaultdict(float)
-    for tid, (kind, ticks) in ticks_after.items():
-        cpu_by_kind[kind] += (ticks - ticks_before.get(tid, (kind, 0))[1]) * TICK
-    cpu_by_kind["ended threads (drivers)"] = client_cpu - sum(cpu_by_kind.values())
+    for ident, (kind, seconds) in cpu_after.items():
+        cpu_by_kind[kind] += seconds - cpu_before.get(ident, (kind, 0.0))[1]
+    cpu_by_kind["bench-driver (speak callers, ended)"] = sum(driver_cpu)
+    cpu_by_kind["other (ended, non-Python)"] = client_cpu - sum(cpu_by_kind.values())
     max_gap, late = probe.max_gap()
     sessions = sum(c for name, c in peak_names.items() if name.startswith("voicebridge"))
     return Result(
@@ -251,6 +286,8 @@ def run(
         peak_kinds=peak_names,
         all_threads_peak=peak_threads - base_threads,
         callback=probe.callbacks,
+        connects=probe.connects,
+        starts=probe.starts,
         first_audio=[m.time_to_first_audio for m in done if m.time_to_first_audio is not None],
         first_package=[m.first_package_delay for m in done if m.first_package_delay is not None],
         first_fragment=[
@@ -324,6 +361,8 @@ def main() -> None:
                 f"{ttfa / base_ttfa:.1f} x",
                 f"{percentile(r.first_fragment, 50) * 1000:.0f} / "
                 f"{percentile(r.first_package, 50) * 1000:.0f}",
+                f"{percentile(r.connects, 50) * 1000:.0f} / {percentile(r.connects, 99) * 1000:.0f}"
+                f" ; {percentile(r.starts, 50) * 1000:.0f} / {percentile(r.starts, 99) * 1000:.0f}",
                 f"{r.client_cpu / r.wall:.2f} / {r.server_cpu / r.wall:.2f}",
                 f"{min(r.audio_seconds, default=0):.2f}-{max(r.audio_seconds, default=0):.2f}",
                 f"{r.rss_growth:.0f} ({r.rss_growth / r.n:.2f})",
@@ -346,6 +385,7 @@ def main() -> None:
             "first audio p50 / p99 ms",
             "first audio p50 ratio",
             "p50 ms: first token -> fragment sent / fragment -> first audio byte",
+            "ms p50 / p99: WebSocket connect ; run-task -> task-started",
             "CPU cores used: client / server",
             "audio s per turn (min-max)",
             "peak RSS growth MiB (per session)",
