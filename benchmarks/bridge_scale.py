@@ -183,7 +183,7 @@ class Result:
     first_package: list[float]
     first_fragment: list[float]
     client_cpu: float
-    cpu_by_kind: dict[str, float]  # CPU seconds per thread kind (threads sampled while alive)
+    cpu_by_kind: dict[str, float]  # CPU seconds per thread kind
     server_cpu: float
     audio_seconds: list[float]
     reconnects: int
@@ -270,7 +270,8 @@ def run(
     done = [m for m in metrics if m is not None]
     cpu_by_kind: dict[str, float] = defaultdict(float)
     for ident, (kind, seconds) in cpu_after.items():
-        cpu_by_kind[kind] += seconds - cpu_before.get(ident, (kind, 0.0))[1]
+        if kind != "bench-driver":  # drivers report their own clocks when they end
+            cpu_by_kind[kind] += seconds - cpu_before.get(ident, (kind, 0.0))[1]
     cpu_by_kind["bench-driver (speak callers, ended)"] = sum(driver_cpu)
     cpu_by_kind["other (ended, non-Python)"] = client_cpu - sum(cpu_by_kind.values())
     max_gap, late = probe.max_gap()
