@@ -12,6 +12,7 @@ import pytest
 from voicebridge.audio import CallbackSink, NullSink
 from voicebridge.bridge import VoiceBridge
 from voicebridge.server import ServerThread
+from voicebridge.session import SessionSettings
 
 SENTENCES = [f"This is sentence number {i}, and it goes on for a while. " for i in range(40)]
 
@@ -132,3 +133,34 @@ def test_cancelling_aspeak_is_a_barge_in(tone_server: ServerThread) -> None:
             )
 
     assert asyncio.run(asyncio.wait_for(main(), 60))
+
+
+class PacedSink(CallbackSink):
+    """Writes take as long as playing the audio would at ``speed`` x real time (22050 Hz)."""
+
+    def __init__(self, bridge_buffer: list[float], speed: float) -> None:
+        super().__init__(self._write)
+        self.seen = bridge_buffer
+        self.speed = speed
+        self.bridge: VoiceBridge | None = None
+
+    def _write(self, chunk: bytes) -> None:
+        if self.bridge is not None:
+            self.seen.append(self.bridge.pipeline.buffered_seconds)
+        time.sleep(len(chunk) / 2 / 22050 / self.speed)
+
+
+def test_backpressure_holds_text_not_audio(tone_server: ServerThread) -> None:
+    """With playback at 10x real time and a 1 s budget, the unplayed audio stays within the budget
+    plus one fragment's audio, instead of growing to most of the answer (38 s of 50 s without
+    backpressure, measured when this test was written)."""
+    seen: list[float] = []
+    sink = PacedSink(seen, speed=10.0)
+    settings = SessionSettings(max_buffered_audio=1.0)
+    text = "".join(SENTENCES[:12])
+    with VoiceBridge(url=tone_server.url, sinks=[sink], settings=settings) as bridge:
+        sink.bridge = bridge
+        metrics = bridge.speak(text)
+    assert "".join(t.text for t in tone_server.transcripts) == text
+    assert metrics.audio_seconds > 30
+    assert max(seen) < metrics.audio_seconds / 3, f"{max(seen):.1f} s of audio were queued"

@@ -47,7 +47,7 @@ class TurnMetrics:
 
     turn: int
     time_to_first_fragment: float | None  # first token read -> first fragment sent
-    first_package_delay: float | None  # first fragment sent -> first audio byte received
+    first_package_delay: float | None  # first fragment ready -> first audio byte (incl. connect)
     time_to_first_audio: float | None  # first token read -> first audio handed to the sinks
     audio_seconds: float
     real_time_factor: float | None  # synthesis wall time / audio seconds
@@ -130,7 +130,11 @@ class VoiceBridge:
 
         self._listener: Callable[[bytes], object] | None = None
         self._session = SpeechSession(
-            synthesizer, self._on_audio, fragmenter=fragmenter, settings=settings
+            synthesizer,
+            self._on_audio,
+            fragmenter=fragmenter,
+            settings=settings,
+            buffered_audio=lambda: self._pipeline.buffered_seconds,
         )
         self._lock = threading.Lock()  # one turn at a time
         self._turn: int | None = None
@@ -145,6 +149,11 @@ class VoiceBridge:
     @property
     def pipeline(self) -> AudioPipeline:
         return self._pipeline
+
+    @property
+    def connected(self) -> bool:
+        """True while the WebSocket to the service is open (after :meth:`preconnect`, a turn)."""
+        return self._session.synthesizer.connected
 
     @property
     def server(self) -> ServerThread | None:

@@ -354,7 +354,7 @@ class SpeechSynthesizer:
         return self._protocol.state is ClientState.FINISHING
 
     def wait_done(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` s for the task to end; True if it finished, raises if it failed."""
+        """Wait up to ``timeout`` s for the end of the task: True if finished, raises if failed."""
         if not self._done.wait(timeout):
             return False
         if self._error is not None:

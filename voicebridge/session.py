@@ -10,6 +10,9 @@ Rules the worker keeps (PROTOCOL.md "Limits and timers"):
 - Idle rollover: when nothing was sent for ``rollover_after`` s (well under the server's 23 s),
   the task is finished; the next text opens a new task on the same connection.
 - Size rollover: a task is finished before its billed total would pass ``max_task_characters``.
+- Backpressure: while more than ``max_buffered_audio`` s of audio wait to be played (audio
+  received and not played, plus the audio expected for unacknowledged text), fragments are held
+  back here (text side), never in the receive callback; idle rollover still applies.
 - Exactly once: text sent on a task stays "unacknowledged" until a sentence-end names it. When the
   connection drops, the server stops answering (``stall_timeout``) or a retryable task-failed
   arrives, the worker reconnects with backoff and replays only unacknowledged text; the audio of
@@ -40,13 +43,14 @@ from .errors import (
 )
 from .protocol import ResultGenerated, ServerEvent
 from .text.billing import count_characters
-from .text.fragmenter import Fragmenter
+from .text.fragmenter import Fragment, Fragmenter
 
 __all__ = ["SessionSettings", "SpeechSession", "TurnRecord"]
 
 log = logging.getLogger("voicebridge.session")
 
 SERVER_IDLE_LIMIT = 23.0  # seconds without text before the service fails a task
+_HOLD_POLL = 0.05  # seconds between checks of the playback buffer while fragments are held
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,8 @@ class SessionSettings:
     backoff_max: float = 2.0
     stall_timeout: float = 15.0
     finish_timeout: float = 120.0
+    max_buffered_audio: float = 30.0  # seconds of unplayed audio before fragments are held back
+    audio_per_character: float = 0.08  # seconds of speech one billed character is expected to make
 
     def __post_init__(self) -> None:
         if not 0 < self.rollover_after <= SERVER_IDLE_LIMIT - 3:
@@ -195,12 +201,16 @@ class SpeechSession:
         *,
         fragmenter: Callable[[], Fragmenter] = Fragmenter,
         settings: SessionSettings | None = None,
+        buffered_audio: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self.settings = settings or SessionSettings()
         self._receiver = _Receiver(self)
         self._synth = synthesizer(self._receiver)
         self._on_audio = on_audio
         self._fragmenter = fragmenter()
+        self._buffered_audio = buffered_audio
+        self._held: deque[str] = deque()  # fragments waiting for playback to catch up
+        self._closing = False
         # Unbounded on purpose: it holds text deltas (small) that the LLM produced faster than
         # the worker sends them; its size is bounded by the answer's length.
         self._commands: queue.Queue[_Command] = queue.Queue()
@@ -247,6 +257,7 @@ class SpeechSession:
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the worker, close the connection, join the threads (bounded)."""
+        self._closing = True
         self._commands.put_nowait(_Stop())
         self._thread.join(timeout)
         self._synth.close()
@@ -302,12 +313,10 @@ class SpeechSession:
             if record is None or command.turn == self._cancelled:
                 return
             self._last_delta_at = now
-            for fragment in self._fragmenter.feed(command.text):
-                self._send(fragment.text)
+            self._hold(self._fragmenter.feed(command.text))
         elif isinstance(command, _Flush):
             if self._active_turn(command.turn) is not None and command.turn != self._cancelled:
-                for fragment in self._fragmenter.flush():
-                    self._send(fragment.text)
+                self._hold(self._fragmenter.flush())
         elif isinstance(command, _EndTurn):
             record = self._active_turn(command.turn)
             if record is None:
@@ -317,8 +326,9 @@ class SpeechSession:
                 record.interrupted = True
                 self._finish_turn(record)
                 return
-            for fragment in self._fragmenter.flush():
-                self._send(fragment.text)
+            self._held.extend(f.text for f in self._fragmenter.flush())
+            if not self._send_all_held(record):
+                return  # cancelled while waiting for playback
             self._complete_task()
             self._finish_turn(record)
         elif isinstance(command, _Preconnect):
@@ -334,6 +344,8 @@ class SpeechSession:
     def _next_timer(self) -> float | None:
         """Seconds until the next idle flush or rollover; None if nothing is due."""
         deadlines = []
+        if self._held:
+            deadlines.append(time.monotonic() + _HOLD_POLL)
         if self._fragmenter.pending:
             deadlines.append(self._last_delta_at + self.settings.idle_flush_after)
         if self._synth.task_active:
@@ -345,14 +357,48 @@ class SpeechSession:
     def _on_timer(self) -> None:
         now = time.monotonic()
         s = self.settings
+        self._send_held()
         if self._fragmenter.pending and now - self._last_delta_at >= s.idle_flush_after:
-            for fragment in self._fragmenter.flush():
-                self._send(fragment.text)
+            self._hold(self._fragmenter.flush())
         elif self._synth.task_active and now - self._last_sent_at >= s.rollover_after:
             log.debug("idle for %.1f s: finishing the task (rollover)", s.rollover_after)
             self._complete_task()
             if self._turn is not None:
                 self._turn.rollovers += 1
+
+    # ------------------------------------------------------------------ backpressure
+
+    def _hold(self, fragments: list[Fragment]) -> None:
+        self._held.extend(f.text for f in fragments)
+        self._send_held()
+
+    def _send_held(self) -> None:
+        """Send held fragments while the unplayed audio is under ``max_buffered_audio``."""
+        limit = self.settings.max_buffered_audio
+        while self._held and self._owed_audio() < limit:
+            self._send(self._held.popleft())
+
+    def _owed_audio(self) -> float:
+        """Seconds of audio not played yet: buffered, plus expected for unacknowledged text."""
+        owed = sum(count_characters(text) for text in self._unacked)
+        return self._buffered_audio() + owed * self.settings.audio_per_character
+
+    def _send_all_held(self, record: TurnRecord) -> bool:
+        """End of turn: send every held fragment as playback makes room, keeping the task alive
+        with rollovers meanwhile. False if the turn was cancelled while waiting."""
+        while True:
+            self._send_held()
+            if not self._held:
+                return True
+            if self._cancelled == record.turn or self._closing:
+                return False
+            self._replay_if_task_died()
+            idle = time.monotonic() - self._last_sent_at
+            if self._synth.task_active and idle >= self.settings.rollover_after:
+                self._complete_task()
+                record.rollovers += 1
+            self._drain_notices()
+            time.sleep(_HOLD_POLL)
 
     # ------------------------------------------------------------------ tasks
 
@@ -368,6 +414,8 @@ class SpeechSession:
     def _send(self, text: str) -> None:
         """Send one fragment, opening or rolling over the task as needed."""
         record = self._turn
+        if record is not None and record.first_fragment_at is None:
+            record.first_fragment_at = time.monotonic()  # before any connect, as the SDK measures
         size = count_characters(text)
         self._replay_if_task_died()
         if self._synth.task_active and (
@@ -386,12 +434,9 @@ class SpeechSession:
             if not _retryable(exc):
                 raise
             self._recover()
-        now = time.monotonic()
-        self._last_sent_at = now
+        self._last_sent_at = time.monotonic()
         if record is not None:
             record.fragments += 1
-            if record.first_fragment_at is None:
-                record.first_fragment_at = now
 
     def _complete_task(self) -> None:
         """Finish the task and wait (bounded, stall-checked) for task-finished; replays on
@@ -403,7 +448,7 @@ class SpeechSession:
                 deadline = time.monotonic() + self.settings.finish_timeout
                 while not self._synth.wait_done(0.05):
                     self._drain_notices()
-                    if self._cancelled == getattr(self._turn, "turn", None):
+                    if self._closing or self._cancelled == getattr(self._turn, "turn", None):
                         self._synth.close()  # stops synthesis at once; the next turn reconnects
                         self._unacked.clear()
                         return
@@ -441,6 +486,7 @@ class SpeechSession:
 
     def _cancel_task(self) -> None:
         self._fragmenter.reset()
+        self._held.clear()
         self._unacked.clear()
         if self._synth.task_active:
             try:
@@ -532,6 +578,7 @@ class SpeechSession:
     def _end_turn_with(self, error: VoiceBridgeError) -> None:
         record = self._turn
         self._fragmenter.reset()
+        self._held.clear()
         self._unacked.clear()
         with contextlib.suppress(VoiceBridgeError):
             self._synth.close()
