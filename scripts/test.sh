@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite on a fresh Debian machine (README's test command).
 # Installs Debian's portaudio19-dev (PyAudio's build), pulseaudio and pulseaudio-utils (a null sink
-# for the real playback test) when missing, makes .venv, installs voicebridge with its test extras,
-# then runs lint, types and pytest (slow tests included).
+# for the real playback test) when missing, makes .venv, installs voicebridge with its audio, test
+# and local-llm extras (building llama-cpp-python takes about 8-9 minutes on 2 cores the first time;
+# pip's wheel cache keeps it), then runs lint, types and pytest (slow tests included).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +22,7 @@ fi
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[audio,test]'
+.venv/bin/python -m pip install -q -e '.[audio,test,local-llm]'
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

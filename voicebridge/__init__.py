@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .bridge import TurnMetrics, VoiceBridge
+from .client import AudioFormat, ResultCallback, SpeechSynthesizer
 from .errors import (
     AudioError,
     AuthenticationError,
@@ -17,11 +19,13 @@ from .errors import (
     TransportError,
     VoiceBridgeError,
 )
+from .session import SessionSettings
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AudioError",
+    "AudioFormat",
     "AuthenticationError",
     "ConfigurationError",
     "ConnectionLost",
@@ -29,10 +33,15 @@ __all__ = [
     "LocalProtocolError",
     "ProtocolError",
     "RemoteProtocolError",
+    "ResultCallback",
+    "SessionSettings",
     "SourceError",
+    "SpeechSynthesizer",
     "SynthesisTimeout",
     "TaskFailedError",
     "TransportError",
+    "TurnMetrics",
+    "VoiceBridge",
     "VoiceBridgeError",
     "__version__",
 ]

@@ -190,6 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--engine", default="espeak", choices=("espeak", "tone"))
     serve.set_defaults(handler=_cmd_serve)
 
+    from .chat import add_arguments as add_chat_arguments
+    from .chat import run as run_chat
+
+    chat = commands.add_parser("chat", help="talk with an LLM that speaks while it writes")
+    add_chat_arguments(chat)
+    chat.set_defaults(handler=run_chat)
+
     devices = commands.add_parser("devices", help="list audio output devices")
     devices.set_defaults(handler=_cmd_devices)
     return parser
