@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import math
 import multiprocessing
+import random
 import re
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -170,3 +171,24 @@ def rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def tokens(text: str, seed: int = 0) -> list[str]:
+    """``text`` cut into tokens of 1-6 characters, reproducibly."""
+    rng = random.Random(seed)
+    out, i = [], 0
+    while i < len(text):
+        step = rng.randint(1, 6)
+        out.append(text[i : i + step])
+        i += step
+    return out
+
+
+def paced(pieces: list[str], rate: float) -> Iterator[str]:
+    """Yield ``pieces`` at ``rate`` per second (on a fixed schedule, so no drift)."""
+    start = time.monotonic()
+    for i, piece in enumerate(pieces):
+        delay = start + i / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        yield piece

@@ -21,13 +21,12 @@ Prints CPU-ms per second of audio and the ratio to the bare client. Asserts noth
 from __future__ import annotations
 
 import argparse
-import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from bridge_common import ServerHost, print_table, thread_cpu
+from bridge_common import ServerHost, paced, print_table, thread_cpu, tokens
 
 from voicebridge.audio import NullSink
 from voicebridge.bridge import VoiceBridge
@@ -44,27 +43,6 @@ PARAGRAPH = (
     "Is that fast enough? For most people, yes, and the pauses between sentences stay short. "
     "When the network breaks, the unspoken text is sent again, and nothing is heard twice."
 )
-
-
-def tokens(text: str, seed: int = 0) -> list[str]:
-    """``text`` cut into tokens of 1-6 characters, reproducibly."""
-    rng = random.Random(seed)
-    out, i = [], 0
-    while i < len(text):
-        step = rng.randint(1, 6)
-        out.append(text[i : i + step])
-        i += step
-    return out
-
-
-def paced(pieces: list[str], rate: float) -> Iterator[str]:
-    """Yield ``pieces`` at ``rate`` per second (on a fixed schedule, so no drift)."""
-    start = time.monotonic()
-    for i, piece in enumerate(pieces):
-        delay = start + i / rate - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        yield piece
 
 
 @dataclass

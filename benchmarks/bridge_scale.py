@@ -44,11 +44,13 @@ from dataclasses import dataclass, field
 
 from bridge_common import (
     ServerHost,
+    paced,
     percentile,
     print_table,
     rss_mb,
     thread_cpu,
     thread_kind,
+    tokens,
 )
 
 from voicebridge.audio import CallbackSink, NullSink, Sink
@@ -68,25 +70,6 @@ TEXT = (
     "Audio comes back in small chunks, and a playback thread plays it at once. "
     "A long pause in the model does not lose a single word of the answer. "
 )
-
-
-def tokens(seed: int) -> list[str]:
-    rng = random.Random(seed)
-    out, i = [], 0
-    while i < len(TEXT):
-        step = rng.randint(1, 6)
-        out.append(TEXT[i : i + step])
-        i += step
-    return out
-
-
-def paced(pieces: list[str], rate: float) -> Iterator[str]:
-    start = time.monotonic()
-    for i, piece in enumerate(pieces):
-        delay = start + i / rate - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        yield piece
 
 
 def realtime_sink() -> Sink:
@@ -229,7 +212,7 @@ def run(
             def drive(i: int) -> None:
                 time.sleep(delays[i])
                 try:
-                    metrics[i] = bridges[i].speak(paced(tokens(i), rate))
+                    metrics[i] = bridges[i].speak(paced(tokens(TEXT, i), rate))
                 except Exception as exc:  # counted and shown, never hidden
                     errors[f"{type(exc).__name__}: {str(exc)[:60]}"] += 1
                 finally:
