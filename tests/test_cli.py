@@ -111,3 +111,23 @@ def test_no_output_at_all_is_one_clear_line() -> None:
     result = run("speak", "Nothing to do.", "--no-play")
     assert result.returncode == 1
     assert result.stderr.strip() == "voicebridge: nothing to do: --no-play without --out"
+
+
+def test_ctrl_c_stops_speak_cleanly(tmp_path: Path) -> None:
+    with ServerThread(engine="tone") as server:
+        process = subprocess.Popen(
+            [*COMMAND, "speak", "--url", server.url, "--no-play", "--out", str(tmp_path / "c.wav")],
+            stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
+        )  # fmt: skip
+        assert process.stdin is not None and process.stderr is not None
+        process.stdin.write(b"A sentence that is spoken. And then the producer hangs")
+        process.stdin.flush()
+        deadline = time.monotonic() + 30
+        while "A sentence that is spoken. " not in "".join(t.text for t in server.transcripts):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(15) == 130
+        stderr = process.stderr.read().decode()
+        process.stdin.close()
+    assert "interrupted" in stderr and "Traceback" not in stderr

@@ -181,3 +181,35 @@ def test_a_30_second_pause_with_the_real_23_second_timer(
     metrics, _ = speak(server.url, paused(pieces, {2: 30.0}), settings=SessionSettings())
     assert spoken(server) == text
     assert metrics.reconnects == 0 and len(metrics.task_ids) == 2
+
+
+def test_the_connection_is_replaced_after_the_servers_idle_close(
+    make_server: Callable[..., ServerThread],
+) -> None:
+    server = make_server(limits=ServerLimits(connection_idle_timeout=0.3))
+    audio = bytearray()
+    with VoiceBridge(url=server.url, sinks=[CallbackSink(audio.extend)], settings=FAST) as bridge:
+        first = bridge.speak("Before the quiet spell.")
+        deadline = time.monotonic() + 10
+        while bridge.connected:  # the server closes the idle connection
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        second = bridge.speak("After it.")
+    assert first.audio_seconds > 0 and second.audio_seconds > 0
+    assert [t.text for t in server.transcripts] == ["Before the quiet spell.", "After it."]
+    assert second.reconnects == 0, "a closed idle connection is replaced, not recovered"
+
+
+def test_a_preconnected_task_survives_a_slow_first_token(
+    make_server: Callable[..., ServerThread],
+) -> None:
+    server = make_server(limits=ServerLimits(idle_timeout=1.0))
+    with VoiceBridge(url=server.url, sinks=[CallbackSink(lambda _: None)], settings=FAST) as bridge:
+        bridge.preconnect(start_task=True)
+        deadline = time.monotonic() + 10
+        while not bridge.connected:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        metrics = bridge.speak(paused(["The model thought ", "for a long time."], {0: 1.6}))
+    assert spoken(server) == "The model thought for a long time."
+    assert metrics.reconnects == 0
