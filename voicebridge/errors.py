@@ -6,7 +6,8 @@
     ├── ConfigurationError          bad argument or setting, found before any I/O
     ├── ProtocolError
     │   ├── LocalProtocolError      we broke the protocol (e.g. text before task-started)
-    │   └── RemoteProtocolError     the peer sent something the protocol does not allow
+    │   ├── RemoteProtocolError     the peer sent something the protocol does not allow
+    │   └── TaskRejected            (server side) a run-task or text the service refuses
     ├── TransportError              the WebSocket could not be opened or was lost
     │   ├── HandshakeError          the server refused the upgrade (``status`` holds the HTTP code)
     │   │   └── AuthenticationError 401/403: a missing, bad or expired key
@@ -34,6 +35,7 @@ __all__ = [
     "SourceError",
     "SynthesisTimeout",
     "TaskFailedError",
+    "TaskRejected",
     "TransportError",
     "VoiceBridgeError",
 ]
@@ -61,6 +63,16 @@ class LocalProtocolError(ProtocolError):
 
 class RemoteProtocolError(ProtocolError):
     """The peer sent a malformed message, or one that is out of order."""
+
+
+class TaskRejected(ProtocolError):
+    """Server side: the client asked for something the service refuses; the local server turns
+    it into task-failed with this ``code`` and ``message``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
 
 
 class TransportError(VoiceBridgeError):

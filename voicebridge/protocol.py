@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from .errors import LocalProtocolError, RemoteProtocolError
+from .errors import LocalProtocolError, RemoteProtocolError, TaskRejected
 from .text.billing import count_characters
 
 __all__ = [
@@ -47,7 +47,6 @@ __all__ = [
     "Synthesize",
     "TaskFailed",
     "TaskFinished",
-    "TaskRejected",
     "TaskStarted",
     "decode_client_message",
     "decode_server_event",
@@ -111,15 +110,6 @@ class SynthesisParameters:
         }
         params.update(self.extra)
         return params
-
-
-class TaskRejected(Exception):
-    """Raised by :meth:`SynthesisParameters` validation on the server side: becomes task-failed."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 def _number(params: Mapping[str, Any], name: str, default: float, low: float, high: float) -> float:
