@@ -137,10 +137,7 @@ class Fragmenter:
         """Drop everything held (barge-in) and start a new turn; the running total restarts."""
         self._filter.reset()
         self._total = 0
-        self._clear()
         self._first = True
-
-    def _clear(self) -> None:
         self._buf = ""  # cleaned text not released yet
         self._buf_billed = 0
         self._scanned = 0  # offset of the first character not classified yet
