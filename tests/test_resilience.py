@@ -213,3 +213,22 @@ def test_a_preconnected_task_survives_a_slow_first_token(
         metrics = bridge.speak(paused(["The model thought ", "for a long time."], {0: 1.6}))
     assert spoken(server) == "The model thought for a long time."
     assert metrics.reconnects == 0
+
+
+def test_a_replay_that_fails_before_it_begins_still_skips_what_was_heard(
+    make_server: Callable[..., ServerThread],
+) -> None:
+    """Two failures in a row, the second before the replay's first sentence-begin: the audio of
+    the half-spoken sentence must still be trimmed (found by the server's author, 4410+ bytes
+    repeated before the fix)."""
+    first = "This first sentence is long enough to make many frames of audio. "
+    with ServerThread(engine="tone") as clean:
+        _, baseline = speak(clean.url, [first, "Second one."])
+    plan = FaultPlan(
+        connections=frozenset({1, 2}), fail_at=Trigger(FaultPoint.TEXT, 2), delay_audio=0.05
+    )
+    server = make_server(faults=plan)
+    metrics, audio = speak(server.url, paused([first, "Second one."], {1: 0.25}))
+    assert spoken(server) == first + "Second one."
+    assert metrics.reconnects >= 2
+    assert audio == baseline

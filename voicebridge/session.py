@@ -546,7 +546,8 @@ class SpeechSession:
         self._synth.close()  # joins the receive thread: the receiver's counters are final
         self._drain_notices()  # sentence-ends it queued before dying still count
         receiver = self._receiver
-        receiver.skip = max(receiver.skip, receiver.position) if receiver.in_sentence else 0
+        if receiver.in_sentence:  # else the skip stands: a replay that died before it began
+            receiver.skip = max(receiver.skip, receiver.position)
         receiver.position = 0
         receiver.in_sentence = False
         self._record_billing()
