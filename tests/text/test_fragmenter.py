@@ -80,6 +80,15 @@ def test_no_break_inside_abbreviations_numbers_urls_and_ellipses() -> None:
     )
 
 
+def test_inline_list_numbers_are_not_sentence_ends() -> None:
+    text = "Do these steps: 1. Open the app now. 2. Click it. The answer is 42. Bye now."
+    assert texts(run([text], Fragmenter(min_words=1))) == [
+        "Do these steps: ",
+        "1. Open the app now. 2. Click it. The answer is 42. ",
+        "Bye now.",
+    ]
+
+
 def test_ellipsis_before_a_capital_ends_the_sentence() -> None:
     assert texts(run(["Well... I am not sure about that... Maybe later."])) == [
         "Well... I am not sure about that... ",

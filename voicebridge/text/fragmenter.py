@@ -20,7 +20,8 @@ Where it cuts:
   Devanagari counterparts, with any closing quotes and brackets; clause marks ``, ; :`` followed by
   a space, dashes, ``，、；：``; line breaks (list items, headings and table rows end lines). Not
   boundaries: abbreviations (Dr. e.g. U.S.A. a.m.), decimals and versions (3.14, v1.2.3), times
-  (9:30), URLs and e-mail addresses, an ellipsis followed by a lower-case word.
+  (9:30), URLs and e-mail addresses, list numbers (``Steps: 1. Open``; Markdown list markers are
+  already gone), an ellipsis followed by a lower-case word.
 - A mark at the end of the held text waits for the character after it (after its closing quotes;
   after an ellipsis and its space, the first letter), no longer. ``，、；：`` need nothing more.
 
@@ -364,13 +365,19 @@ def _decide_latin(text: str, i: int, final: bool) -> tuple[int, Boundary | None]
 
 
 def _abbreviation(text: str, dot: int) -> bool:
-    """True when the word before the period at ``text[dot]`` is an abbreviation or an initial."""
+    """True when the word before the period at ``text[dot]`` is an abbreviation, an initial, or
+    the number of an inline list item (``Steps: 1. Open it 2. Close it``)."""
     start = dot
     while start > 0 and dot - start < 24 and text[start - 1] not in _WHITESPACE:
         start -= 1
     word = text[start:dot].lstrip(_OPENERS)
     if word.lower() in _ABBREVIATIONS:
         return True
+    if word.isascii() and word.isdigit() and len(word) <= 2:
+        before = start - 1
+        while before >= 0 and text[before] == " ":
+            before -= 1
+        return before < 0 or text[before] in ":;.!?\n"
     if len(word) == 1:
         return word.isalpha() and word.isupper()
     parts = word.split(".")
