@@ -12,6 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -37,6 +38,9 @@ FAST = SessionSettings(
     idle_flush_after=0.1, rollover_after=0.4, backoff_initial=0.01, backoff_max=0.05,
     stall_timeout=1.0, finish_timeout=10.0,
 )  # fmt: skip
+# For byte-exact audio comparisons: no idle flush or rollover may cut a sentence differently
+# from the fault-free run, however slow a loaded machine makes the token feed.
+NO_IDLE = replace(FAST, idle_flush_after=15.0, rollover_after=20.0, stall_timeout=3.0)
 
 
 def tokens(text: str, seed: int) -> list[str]:
@@ -67,7 +71,7 @@ def spoken(server: ServerThread) -> str:
 @pytest.fixture(scope="module")
 def baseline_audio() -> bytes:
     with ServerThread(engine="tone") as server:
-        _, audio = speak(server.url, tokens(PARAGRAPHS, 0))
+        _, audio = speak(server.url, tokens(PARAGRAPHS, 0), settings=NO_IDLE)
         assert spoken(server) == PARAGRAPHS
     return audio
 
@@ -121,7 +125,7 @@ def test_random_drops_and_failures_speak_every_word_exactly_once(
 ) -> None:
     before = set(threading.enumerate())
     server = make_server(faults=fault_plan(seed))
-    metrics, audio = speak(server.url, tokens(PARAGRAPHS, 0))
+    metrics, audio = speak(server.url, tokens(PARAGRAPHS, 0), settings=NO_IDLE)
     assert spoken(server) == PARAGRAPHS
     assert audio == baseline_audio, f"{len(audio)} bytes delivered, {len(baseline_audio)} expected"
     server.stop()
@@ -134,7 +138,7 @@ def test_a_server_that_stops_answering_is_replaced(
 ) -> None:
     plan = FaultPlan(connections=frozenset({1}), stop_at=Trigger(FaultPoint.SENTENCE_END, 2))
     server = make_server(faults=plan)
-    metrics, audio = speak(server.url, tokens(PARAGRAPHS, 0))
+    metrics, audio = speak(server.url, tokens(PARAGRAPHS, 0), settings=NO_IDLE)
     assert spoken(server) == PARAGRAPHS
     assert audio == baseline_audio
     assert metrics.reconnects >= 1

@@ -24,7 +24,7 @@ from enum import Enum
 from typing import Any
 
 from .errors import LocalProtocolError, RemoteProtocolError, TaskRejected
-from .text.billing import count_characters
+from .text.billing import MAX_MESSAGE_CHARACTERS, MAX_TASK_CHARACTERS, count_characters
 
 __all__ = [
     "FORMATS",
@@ -557,8 +557,8 @@ class ServerLimits:
 
     idle_timeout: float = 23.0
     connection_idle_timeout: float = 60.0
-    max_message_characters: int = 2_000
-    max_task_characters: int = 200_000
+    max_message_characters: int = MAX_MESSAGE_CHARACTERS
+    max_task_characters: int = MAX_TASK_CHARACTERS
     idle_timeout_message: str = MSG_IDLE_TIMEOUT
 
 
