@@ -113,10 +113,7 @@ def _cmd_speak(args: argparse.Namespace) -> int:
     source = _text_source(args)
     bridge = VoiceBridge(sinks=_sinks(args), **_bridge_options(args))  # type: ignore[arg-type]
     try:
-        metrics = bridge.speak(source)
-    except KeyboardInterrupt:
-        print("voicebridge: interrupted", file=sys.stderr)
-        return 130
+        metrics = bridge.speak(source)  # Ctrl-C: speak() barges in, main() reports it
     finally:
         bridge.close()
     if not args.quiet:

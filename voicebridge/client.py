@@ -217,6 +217,7 @@ class SpeechSynthesizer:
         if workspace:
             self._headers["X-DashScope-WorkSpace"] = workspace
         self._callback = callback or ResultCallback()
+        self._collect_audio = callback is None  # call() returns the audio only without a callback
         self.connect_timeout = connect_timeout
         self.start_timeout = start_timeout
         self._protocol = ClientProtocol()
@@ -247,6 +248,11 @@ class SpeechSynthesizer:
     @property
     def task_active(self) -> bool:
         return self._protocol.state in _ACTIVE
+
+    @property
+    def error(self) -> VoiceBridgeError | None:
+        """Why the current or last task failed (task-failed, lost connection, bad frame)."""
+        return self._error
 
     @property
     def characters(self) -> int:
@@ -372,7 +378,7 @@ class SpeechSynthesizer:
 
     def call(self, text: str, timeout_millis: int | None = None) -> bytes | None:
         """Synthesize ``text`` in one task; returns the audio when no callback was given."""
-        self._audio = [] if type(self._callback) is ResultCallback else None
+        self._audio = [] if self._collect_audio else None
         try:
             self.streaming_call(text)
             self.streaming_complete(timeout_millis or 600_000)

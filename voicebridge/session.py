@@ -175,13 +175,13 @@ class _Receiver(ResultCallback):
             self._session._commands.put_nowait(_SentenceEnd(event.task_id, event.original_text))
 
     def on_data(self, data: bytes) -> None:
-        self._session._last_progress_at = time.monotonic()
+        now = self._session._last_progress_at = time.monotonic()
         start = self.position
         self.position += len(data)
         if start < self.skip:
             data = data[self.skip - start :]
         if data:
-            self._session._deliver(data)
+            self._session._deliver(data, now)
 
     def on_error(self, message: str) -> None:
         self._session._commands.put_nowait(_Failure(self._session._synth.task_id))
@@ -264,11 +264,10 @@ class SpeechSession:
 
     # ------------------------------------------------------------------ receive thread
 
-    def _deliver(self, data: bytes) -> None:
+    def _deliver(self, data: bytes, now: float) -> None:
         turn = self._turn
         if turn is None or turn.turn == self._cancelled:
             return
-        now = time.monotonic()
         if turn.first_audio_at is None:
             turn.first_audio_at = now
         turn.last_audio_at = now
@@ -324,13 +323,13 @@ class SpeechSession:
             if command.turn == self._cancelled:
                 self._cancel_task()
                 record.interrupted = True
-                self._finish_turn(record)
+                record.done.set()
                 return
             self._held.extend(f.text for f in self._fragmenter.flush())
             if not self._send_all_held(record):
                 return  # cancelled while waiting for playback
             self._complete_task()
-            self._finish_turn(record)
+            record.done.set()
         elif isinstance(command, _Preconnect):
             self._synth.connect()
             if command.start_task and not self._synth.task_active:
@@ -540,7 +539,7 @@ class SpeechSession:
 
     def _recover(self) -> None:
         """Reconnect and replay the unacknowledged text on a new task."""
-        error = self._synth_error()
+        error = self._synth.error
         if error is not None and not _retryable(error):
             raise error
         self._synth.close()  # joins the receive thread: the receiver's counters are final
@@ -569,13 +568,6 @@ class SpeechSession:
         self._task_characters = sum(count_characters(t) for t in replay)
         self._last_sent_at = self._last_progress_at = time.monotonic()
 
-    def _synth_error(self) -> VoiceBridgeError | None:
-        try:
-            self._synth.wait_done(0)
-        except VoiceBridgeError as exc:
-            return exc
-        return None
-
     def _end_turn_with(self, error: VoiceBridgeError) -> None:
         record = self._turn
         self._fragmenter.reset()
@@ -585,9 +577,6 @@ class SpeechSession:
             self._synth.close()
         if record is not None and not record.done.is_set():
             record.error = error
-            self._finish_turn(record)
+            record.done.set()
         else:
             log.error("session error outside a turn: %s", error)
-
-    def _finish_turn(self, record: TurnRecord) -> None:
-        record.done.set()
