@@ -173,12 +173,12 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def tokens(text: str, seed: int = 0) -> list[str]:
-    """``text`` cut into tokens of 1-6 characters, reproducibly."""
+def tokens(text: str, seed: int = 0, max_step: int = 6) -> list[str]:
+    """``text`` cut into tokens of 1 to ``max_step`` characters, reproducibly."""
     rng = random.Random(seed)
     out, i = [], 0
     while i < len(text):
-        step = rng.randint(1, 6)
+        step = rng.randint(1, max_step)
         out.append(text[i : i + step])
         i += step
     return out

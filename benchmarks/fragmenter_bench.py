@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from bridge_common import tokens
 from stream2sentence import SentenceSplitter
 
 from voicebridge.text.fragmenter import Fragmenter
@@ -66,14 +67,9 @@ def decimals(size: int) -> str:
     return " ".join(parts)[:size]
 
 
-def tokens_of(text: str, seed: int = 1) -> list[str]:
-    rng = random.Random(seed)
-    tokens, i = [], 0
-    while i < len(text):
-        step = rng.randint(1, 4)
-        tokens.append(text[i : i + step])
-        i += step
-    return tokens
+def tokens_of(text: str) -> list[str]:
+    """Tokens of 1-4 characters, like an LLM's."""
+    return tokens(text, seed=1, max_step=4)
 
 
 @dataclass
