@@ -20,8 +20,8 @@ from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
-from voicebridge.protocol import ServerLimits
 from voicebridge.server import FaultPlan, ServerThread
+from voicebridge.server.service import ServerLimits
 
 __all__ = [
     "ServerHost",

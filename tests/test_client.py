@@ -15,9 +15,10 @@ from voicebridge.errors import (
     SynthesisTimeout,
     TaskFailedError,
 )
-from voicebridge.protocol import ServerEvent, ServerLimits
+from voicebridge.protocol import ServerEvent
 from voicebridge.server import ServerThread
 from voicebridge.server.faults import FaultPlan
+from voicebridge.server.service import ServerLimits
 
 PCM16K = AudioFormat.PCM_16000HZ_MONO_16BIT
 

@@ -15,7 +15,6 @@ from voicebridge.protocol import (
     FinishTask,
     ResultGenerated,
     RunTask,
-    ServerProtocol,
     SynthesisParameters,
     TaskFailed,
     TaskFinished,
@@ -25,6 +24,7 @@ from voicebridge.protocol import (
     encode_client_message,
     encode_server_event,
 )
+from voicebridge.server.service import ServerProtocol
 
 PARAMS = SynthesisParameters("cosyvoice-v2", "longxiaochun_v2", sample_rate=16000)
 

@@ -19,9 +19,9 @@ import pytest
 from voicebridge.audio import CallbackSink
 from voicebridge.bridge import TurnMetrics, VoiceBridge
 from voicebridge.errors import AuthenticationError, TaskFailedError
-from voicebridge.protocol import ServerLimits
 from voicebridge.server import ServerThread
 from voicebridge.server.faults import FaultPlan, FaultPoint, Trigger
+from voicebridge.server.service import ServerLimits
 from voicebridge.session import SessionSettings
 
 PARAGRAPHS = (

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from voicebridge.errors import ConfigurationError
 from voicebridge.server import EspeakEngine, ToneEngine
 from voicebridge.server.encoding import Resampler, TaskEncoder, wav_header
-from voicebridge.server.voices import V1_VOICES, V2_VOICES, voice_language
+from voicebridge.voices import V1_VOICES, V2_VOICES, voice_language
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ import pytest
 import websocket
 from wsclient import RawClient
 
-from voicebridge.protocol import ServerLimits, TaskFailed, TaskFinished, TaskStarted
+from voicebridge.protocol import TaskFailed, TaskFinished, TaskStarted
 from voicebridge.server import ServerThread
+from voicebridge.server.service import ServerLimits
 
 IDLE = 0.3  # seconds: the shortened 23-second timer of these tests
 TEST_API_KEY = "sk-test-0123456789"

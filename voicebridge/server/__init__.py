@@ -13,6 +13,7 @@ from __future__ import annotations
 from .app import PATH, LocalServer, ServerThread, Transcript, serve
 from .engines import Engine, EspeakEngine, ToneEngine
 from .faults import FaultKind, FaultPlan, FaultPoint, Trigger
+from .service import ServerLimits, ServerProtocol
 
 __all__ = [
     "PATH",
@@ -22,6 +23,8 @@ __all__ = [
     "FaultPlan",
     "FaultPoint",
     "LocalServer",
+    "ServerLimits",
+    "ServerProtocol",
     "ServerThread",
     "ToneEngine",
     "Transcript",

@@ -32,25 +32,27 @@ from websockets.http11 import Request, Response
 from ..errors import ConfigurationError, SynthesisTimeout, VoiceBridgeError
 from ..protocol import (
     Audio,
-    CancelSynthesis,
-    CloseConnection,
     ContinueTask,
     ResultGenerated,
-    ServerAction,
     ServerEvent,
-    ServerLimits,
-    ServerProtocol,
-    Synthesize,
     TaskFailed,
     TaskFinished,
     TaskStarted,
     decode_client_message,
     encode_server_event,
 )
+from ..voices import voice_language
 from .encoding import SERVER_FORMATS, TaskEncoder
 from .engines import Engine, EspeakEngine, ToneEngine
 from .faults import FaultKind, FaultPlan, FaultPoint, FaultState
-from .voices import voice_language
+from .service import (
+    CancelSynthesis,
+    CloseConnection,
+    ServerAction,
+    ServerLimits,
+    ServerProtocol,
+    Synthesize,
+)
 
 __all__ = ["PATH", "LocalServer", "ServerThread", "Transcript", "serve"]
 

@@ -1,6 +1,6 @@
 """CosyVoice character counting: every CJK ideograph counts 2, everything else 1.
 
-The service limits (PROTOCOL.md) are in these billed characters: 2,000 per continue-task in the
+The service limits (docs/protocol.md) are in these billed characters: 2,000 per continue-task in the
 SDK pages, 200,000 per task.
 """
 

@@ -9,21 +9,23 @@ from hypothesis import strategies as st
 
 from voicebridge.protocol import (
     Audio,
-    CancelSynthesis,
-    CloseConnection,
     ContinueTask,
     FinishTask,
     ResultGenerated,
     RunTask,
-    ServerAction,
-    ServerLimits,
-    ServerProtocol,
     SynthesisParameters,
-    Synthesize,
     TaskFailed,
     TaskFinished,
     TaskStarted,
     encode_client_message,
+)
+from voicebridge.server.service import (
+    CancelSynthesis,
+    CloseConnection,
+    ServerAction,
+    ServerLimits,
+    ServerProtocol,
+    Synthesize,
     split_sentences,
 )
 

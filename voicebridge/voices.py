@@ -1,7 +1,7 @@
 """The CosyVoice voice catalogue, mapped to espeak-ng languages.
 
-Names come from the SDK voice tables (shared seeds; the cosyvoice-v1 table is the public v1 list,
-which the seeds only link to). A voice works only with the model family it belongs to: a v2 voice
+Names come from the SDK documentation's voice tables (the cosyvoice-v1 table is the public v1
+list, which those pages only link to). A voice works only with the model family it belongs to: a v2 voice
 on cosyvoice-v1 (or the reverse) fails with "[tts:]Engine return error code: 418", like the real
 service. Cloned voices are named ``<model>-<prefix>-<id>`` and are accepted for their own model.
 """
@@ -126,7 +126,7 @@ V1_VOICES: dict[str, str] = dict.fromkeys(
 MODEL_VOICES: dict[str, dict[str, str]] = {
     "cosyvoice-v1": V1_VOICES,
     "cosyvoice-v2": V2_VOICES,
-    # Inference: the v3 models' own system voices are not in the seeds; accept the v2 table.
+    # Inference: the v3 models' own system voices are not in the SDK pages; accept the v2 table.
     "cosyvoice-v3-flash": V2_VOICES,
     "cosyvoice-v3-plus": V2_VOICES,
 }
