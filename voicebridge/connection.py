@@ -18,7 +18,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import websocket
 
@@ -138,6 +138,11 @@ class Connection:
         self._thread = threading.Thread(
             target=self._receive_loop, name="voicebridge-receive", daemon=True
         )
+
+    @property
+    def socket(self) -> Any:
+        """The underlying socket (None once closed), for readiness checks only."""
+        return self._ws.sock
 
     def send(self, frame: str) -> None:
         """Write one text frame; :class:`ConnectionLost` if the socket is gone."""

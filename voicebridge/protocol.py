@@ -30,8 +30,17 @@ from .errors import LocalProtocolError, RemoteProtocolError
 
 __all__ = [
     "ACTIVE_STATES",
+    "BIT_RATE_RANGE",
+    "CONNECTION_IDLE_TIMEOUT",
     "FORMATS",
+    "LANGUAGE_HINTS",
+    "MAX_INSTRUCTION_CHARACTERS",
+    "PITCH_RANGE",
+    "RATE_RANGE",
     "SAMPLE_RATES",
+    "SEED_RANGE",
+    "TASK_IDLE_TIMEOUT",
+    "VOLUME_RANGE",
     "Audio",
     "ClientMessage",
     "ClientProtocol",
@@ -55,6 +64,17 @@ __all__ = [
 FORMATS = ("pcm", "wav", "mp3", "opus")
 SAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
 DEFAULT_FORMAT = "Default"  # the SDK's word for "the voice's own format and rate"
+TASK_IDLE_TIMEOUT = 23.0
+"""Seconds without text (or finish-task) after which the service fails a task (docs/protocol.md)."""
+CONNECTION_IDLE_TIMEOUT = 60.0
+"""Seconds a connection may stay without a task before the service closes it."""
+VOLUME_RANGE = (0, 100)
+RATE_RANGE = PITCH_RANGE = (0.5, 2.0)
+SEED_RANGE = (0, 65535)
+BIT_RATE_RANGE = (6, 510)  # kbps, opus only
+MAX_INSTRUCTION_CHARACTERS = 128
+LANGUAGE_HINTS = ("zh", "en", "fr", "de", "ja", "ko", "ru", "es", "it", "pt", "th", "id", "vi")
+"""Languages ``language_hints`` may name (docs/protocol.md); the service reads the first only."""
 
 
 def new_task_id() -> str:
@@ -358,7 +378,7 @@ class ClientState(Enum):
 _S = ClientState
 # Every legal move of the client machine, in one table (h11's style): (state, what) -> next state.
 # "what" is an action we send or an event we receive. task-failed and fail() lead to FAILED from
-# any state; anything else not listed is a LocalProtocolError (ours) or RemoteProtocolError (peer's).
+# any state; a move not listed is a LocalProtocolError (ours) or a RemoteProtocolError (theirs).
 _TRANSITIONS: dict[tuple[ClientState, str], ClientState] = {
     (_S.IDLE, "run-task"): _S.STARTING,
     (_S.STARTING, "task-started"): _S.STARTED,
