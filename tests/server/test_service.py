@@ -19,6 +19,8 @@ from voicebridge.protocol import (
     TaskStarted,
     encode_client_message,
 )
+from voicebridge.server.engines import SpeechRequest
+from voicebridge.server.sentences import split_sentences
 from voicebridge.server.service import (
     CancelSynthesis,
     CloseConnection,
@@ -26,7 +28,6 @@ from voicebridge.server.service import (
     ServerLimits,
     ServerProtocol,
     Synthesize,
-    split_sentences,
 )
 
 PARAMS = SynthesisParameters("cosyvoice-v2", "longxiaochun_v2", "pcm", 22050)
@@ -62,8 +63,9 @@ def test_full_task_event_order_and_billing() -> None:
     server = ServerProtocol(now=0.0)
     assert run(server) == [TaskStarted(TASK)]
     first = text(server, "床前明月光，疑是地上霜。举头")
+    sentence = "床前明月光，疑是地上霜。"
     assert [a for a in first if isinstance(a, Synthesize)] == [
-        Synthesize(TASK, 0, "床前明月光，疑是地上霜。", PARAMS)
+        Synthesize(TASK, 0, sentence, SpeechRequest(sentence, "cmn"), "pcm")
     ]
     events = synthesize_all(server, first) + synthesize_all(server, finish(server))
     assert [(type(e).__name__, getattr(e, "type", None)) for e in events] == [
@@ -159,7 +161,9 @@ def test_limits_per_message_and_per_task() -> None:
 
 
 def test_run_task_validation_and_voice_check() -> None:
-    server = ServerProtocol(now=0.0, voice_check=lambda model, voice: voice == "known")
+    server = ServerProtocol(
+        now=0.0, voice_language=lambda model, voice: "en" if voice == "known" else None
+    )
     actions = run(server)
     assert actions[0] == TaskFailed(TASK, "InvalidParameter", "[tts:]Engine return error code: 418")
     assert isinstance(actions[-1], CloseConnection)
@@ -179,7 +183,7 @@ def test_sdk_default_format_gets_the_voice_default_rate() -> None:
     server.receive_text(encode_client_message(frame), 0.0)
     [synth] = text(server, "Hi. ")
     assert isinstance(synth, Synthesize)
-    assert (synth.parameters.format, synth.parameters.sample_rate) == ("mp3", 22050)
+    assert (synth.format, synth.request.sample_rate) == ("mp3", 22050)
 
 
 def test_engine_failure_fails_the_task() -> None:
