@@ -40,6 +40,7 @@ __all__ = ["Connection", "Transcript"]
 _log = logging.getLogger("voicebridge.server")
 _OUTBOX_HIGH = 32  # frames queued before the synthesizer waits for the sender
 _STOP_TIMEOUT = 15.0  # seconds a connection's coroutines get to finish when it ends
+_DROP_GRACE = 0.5  # seconds between the FIN and the abort of a dropped connection
 
 
 @dataclass
@@ -222,7 +223,7 @@ class Connection:
                         return
                 elif isinstance(item, DropConnection):
                     self._stopped = True
-                    self._ws.transport.abort()
+                    self._drop()
                 elif isinstance(item, StopAnswering):
                     self._stopped = True
                 elif not self._stopped:
@@ -231,6 +232,17 @@ class Connection:
                 self._stopped = True
             finally:
                 self._outbox.task_done()
+
+    def _drop(self) -> None:
+        """End TCP without a close frame. The frames already sent are delivered first (a FIN
+        after them, then an abort): an immediate abort could turn into a reset that discards
+        them, and a transcript would then list a sentence-end that the client never got."""
+        transport = self._ws.transport
+        if transport.can_write_eof():
+            transport.write_eof()
+            self._loop.call_later(_DROP_GRACE, transport.abort)
+        else:
+            transport.abort()
 
     async def _send_event(self, event: ServerEvent) -> None:
         if isinstance(event, TaskStarted) and self._faults.delay_task_started:

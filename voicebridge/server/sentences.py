@@ -25,7 +25,8 @@ def split_sentences(text: str, max_length: int | None = None) -> tuple[list[str]
     """Cut ``text`` into the complete sentences the service would synthesize now, and the tail it
     would hold back. A '.' ends a sentence only before white space (so 3.14 and e.g. stay whole).
     With ``max_length`` (billed characters), longer sentences and tails are cut into pieces of
-    at most that size; the tail left over is then shorter than ``max_length``."""
+    at most that size (not counting white space at a piece's end); the tail left over is not
+    longer than ``max_length``."""
     sentences: list[str] = []
     start = 0
     i = 0
@@ -51,7 +52,10 @@ def split_sentences(text: str, max_length: int | None = None) -> tuple[list[str]
     pieces: list[str] = []
     for sentence in sentences:
         cut, rest = cut_long(sentence, max_length)
-        pieces += [*cut, rest] if rest.strip() else cut
+        if rest.strip() or not cut:
+            pieces += [*cut, rest]
+        else:  # only white space left: it stays with the piece before it
+            pieces += [*cut[:-1], cut[-1] + rest]
     cut, tail = cut_long(tail, max_length)
     return pieces + cut, tail
 
