@@ -39,12 +39,14 @@ from .task_options import (
     CODE_INVALID_PARAMETER,
     MSG_EMPTY_TEXT,
     MSG_IDLE_TIMEOUT,
+    MSG_VOICE_UNKNOWN,
     TaskOptions,
     task_options,
 )
 from .words import Anchor, sentence_words, word_entries
 
 __all__ = [
+    "MSG_VOICE_UNKNOWN",
     "CancelSynthesis",
     "CloseConnection",
     "DropConnection",
