@@ -17,14 +17,18 @@ from voicebridge.protocol import (
     encode_client_message,
 )
 from voicebridge.server.service import (
-    SentenceAudio,
     ServerAction,
     ServerProtocol,
     Synthesize,
-    WordReporting,
 )
 from voicebridge.server.speech_text import filter_markdown, prepare_speech, replace_words
-from voicebridge.server.words import Anchor, sentence_words, word_spans
+from voicebridge.server.words import (
+    Anchor,
+    SentenceAudio,
+    WordReporting,
+    sentence_words,
+    word_spans,
+)
 
 TASK = "0" * 32
 

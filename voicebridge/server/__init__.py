@@ -23,9 +23,10 @@ from .espeak import EspeakEngine
 from .faults import FaultKind, FaultPlan, FaultPoint, Trigger
 from .lifecycle import ENGINE_NAMES
 from .listener import PATH, LocalServer
-from .service import ServerLimits, ServerProtocol, WordReporting
+from .service import ServerLimits, ServerProtocol
 from .text_engine import DecodedText, TextEngine, decode_text_audio
 from .thread import ServerThread, serve
+from .words import WordReporting
 
 __all__ = [
     "ENGINE_NAMES",

@@ -27,13 +27,12 @@ from .service import (
     CancelSynthesis,
     CloseConnection,
     DropConnection,
-    SentenceAudio,
     ServerAction,
     ServerProtocol,
     StopAnswering,
     Synthesize,
 )
-from .words import Anchor
+from .words import Anchor, SentenceAudio
 
 __all__ = ["Connection", "Transcript"]
 

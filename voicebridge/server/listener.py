@@ -27,7 +27,8 @@ from .engines import Engine
 from .faults import FaultPlan
 from .lifecycle import check_engine_choice, open_engine
 from .scheduler import EngineScheduler
-from .service import ServerLimits, ServerProtocol, WordReporting
+from .service import ServerLimits, ServerProtocol
+from .words import WordReporting
 
 __all__ = ["PATH", "LocalServer"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from ..errors import RemoteProtocolError, TaskRejected
 from ..protocol import (
@@ -43,20 +43,18 @@ from .task_options import (
     TaskOptions,
     task_options,
 )
-from .words import Anchor, sentence_words, word_entries
+from .words import SentenceAudio, WordReporting, sentence_words, word_entries
 
 __all__ = [
     "MSG_VOICE_UNKNOWN",
     "CancelSynthesis",
     "CloseConnection",
     "DropConnection",
-    "SentenceAudio",
     "ServerAction",
     "ServerLimits",
     "ServerProtocol",
     "StopAnswering",
     "Synthesize",
-    "WordReporting",
 ]
 
 
@@ -113,25 +111,6 @@ class ServerLimits:
     max_task_characters: int = MAX_TASK_CHARACTERS
     max_sentence_characters: int = 200
     idle_timeout_message: str = MSG_IDLE_TIMEOUT
-
-
-@dataclass(frozen=True)
-class WordReporting:
-    """Where word timestamps go. ``time_origin="sentence"``: ``begin_time`` counts from the start
-    of the sentence's audio (this server's default, see docs/protocol.md); ``"task"``: from the
-    task's first audio. ``in_task_finished``: task-finished repeats every word of the task."""
-
-    time_origin: Literal["sentence", "task"] = "sentence"
-    in_task_finished: bool = False
-
-
-@dataclass(frozen=True)
-class SentenceAudio:
-    """What the engine made of a sentence: ``samples`` at ``sample_rate``, word anchors."""
-
-    samples: int
-    sample_rate: int
-    anchors: tuple[Anchor, ...] = ()
 
 
 @dataclass

@@ -19,12 +19,20 @@ import bisect
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ..text.billing import IDEOGRAPH_CLASS
 from .speech_text import SpeechText
 
-__all__ = ["Anchor", "WordTiming", "sentence_words", "word_entries", "word_spans"]
+__all__ = [
+    "Anchor",
+    "SentenceAudio",
+    "WordReporting",
+    "WordTiming",
+    "sentence_words",
+    "word_entries",
+    "word_spans",
+]
 
 _KANA = "\u3040-\u30ff\u31f0-\u31ff"
 _MARKS = "\u0300-\u036f\u0e31\u0e34-\u0e3a\u0e47-\u0e4e\u0900-\u0903\u093a-\u094f"
@@ -41,6 +49,25 @@ class Anchor:
 
     offset: int
     sample: int
+
+
+@dataclass(frozen=True)
+class WordReporting:
+    """Where word timestamps go. ``time_origin="sentence"``: ``begin_time`` counts from the start
+    of the sentence's audio (this server's default, see docs/protocol.md); ``"task"``: from the
+    task's first audio. ``in_task_finished``: task-finished repeats every word of the task."""
+
+    time_origin: Literal["sentence", "task"] = "sentence"
+    in_task_finished: bool = False
+
+
+@dataclass(frozen=True)
+class SentenceAudio:
+    """What the engine made of a sentence: ``samples`` at ``sample_rate``, word anchors."""
+
+    samples: int
+    sample_rate: int
+    anchors: tuple[Anchor, ...] = ()
 
 
 @dataclass(frozen=True)
