@@ -242,8 +242,8 @@ def converse(chat: Chat, read_line: Callable[[str], str] = input, *, echo: bool 
         except KeyboardInterrupt:
             out.write("[interrupted]\n")
             continue
-        except SourceError as exc:
-            out.write(f"[LLM error: {exc}]\n")
+        except SourceError as exc:  # says it is the LLM's ("the LLM stream failed: ...")
+            out.write(f"[{exc}]\n")
             continue
         except VoiceBridgeError as exc:
             out.write(f"[speech error: {error_line(exc)}]\n")

@@ -157,7 +157,7 @@ def test_an_llm_error_is_shown_and_the_chat_goes_on(
     term.expect("you> ")
     term.type("Hello\n")
     term.expect("Partial answer.")
-    term.expect("[LLM error: APIError: quota exceeded]")
+    term.expect("[the LLM stream failed: APIError: quota exceeded]")
     term.expect("you> ")
     term.type("Hello again\n")
     term.expect("You said: Hello again")
