@@ -9,8 +9,8 @@ The LLM, first that applies:
 3. nothing set: the embedded SmolLM2-135M-Instruct, run locally (:mod:`voicebridge.local_llm`).
 
 Errors of the LLM client (unreachable, refused, failed mid-stream) come out of :meth:`Chat.ask`
-as one :class:`~voicebridge.errors.SourceError` line. Everything runs on the caller's thread
-except what :class:`~voicebridge.bridge.VoiceBridge` runs.
+as one :class:`~voicebridge.errors.SourceError` line. The reply is written to ``out`` by the
+thread that :class:`~voicebridge.bridge.VoiceBridge` reads the LLM stream on, as it reads it.
 """
 
 from __future__ import annotations

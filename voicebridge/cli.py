@@ -171,7 +171,7 @@ def _engine(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 def bridge_options(args: argparse.Namespace) -> dict[str, object]:
     """``VoiceBridge`` keyword arguments from :func:`add_speech_arguments`' arguments."""
-    options: dict[str, object] = {
+    return {
         "voice": args.voice,
         "model": args.tts_model,
         "sample_rate": args.sample_rate,
@@ -180,10 +180,8 @@ def bridge_options(args: argparse.Namespace) -> dict[str, object]:
         "pitch": args.pitch,
         "url": args.url,
         "engine": args.engine,
+        "piper_voice": args.piper_voice,
     }
-    if args.piper_voice:
-        options["piper_voice"] = args.piper_voice
-    return options
 
 
 def choose_sinks(

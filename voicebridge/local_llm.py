@@ -283,7 +283,10 @@ class LocalLLM:
         except subprocess.TimeoutExpired:
             code = None
         if code is not None and code < 0:
-            name = signal.Signals(-code).name
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
             if -code == getattr(signal, "SIGILL", 0):
                 return (
                     "the local LLM crashed with SIGILL: this CPU lacks instructions that the "
