@@ -16,6 +16,8 @@ from voicebridge.text.fragmenter import Fragment, Fragmenter
 from voicebridge.text.segmenter import cluster_boundary
 from voicebridge.text.speakable import SpeakableFilter, speakable
 
+from .feeding import cut_offsets, feed_with_pauses
+
 BOUNDARIES = {"sentence", "clause", "line", "phrase", "length", "flush"}
 
 
@@ -468,8 +470,7 @@ def test_two_hundred_thousand_characters_without_a_space(run_text: str) -> None:
     fragments = run([run_text[:100_000], run_text[100_000:]])
     assert max(f.characters for f in fragments) <= 120
     assert "".join(texts(fragments)) == run_text
-    ends = itertools.accumulate(len(f.text) for f in fragments)
-    assert all(cluster_boundary(run_text, end) for end in ends)
+    assert all(cluster_boundary(run_text, end) for end in cut_offsets(fragments))
 
 
 def test_nul_and_half_escape_sequences() -> None:
@@ -625,15 +626,7 @@ def test_no_cut_inside_a_word_but_by_plain_flush(
     between two words (length cuts and whole-word flushes alike)."""
     text = " ".join(words)
     fragmenter = Fragmenter(first_max_characters=20, target_characters=20, run_on_max_characters=30)
-    fragments: list[Fragment] = []
-    start, index = 0, 0
-    while start < len(text):
-        end = start + steps[index % len(steps)]
-        fragments += fragmenter.feed(text[start:end])
-        if index < len(pauses) and pauses[index]:
-            fragments += fragmenter.flush(whole_words=True)
-        start, index = end, index + 1
-    fragments += fragmenter.flush()
+    fragments = feed_with_pauses(fragmenter, text, steps, pauses)
     assert "".join(texts(fragments)) == text
-    for end in itertools.accumulate(len(f.text) for f in fragments[:-1]):
+    for end in cut_offsets(fragments):
         assert text[end - 1] == " " or text[end] == " ", (text[:end], fragments)

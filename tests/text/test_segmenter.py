@@ -20,6 +20,8 @@ from voicebridge.text.segmenter import (
 )
 from voicebridge.text.speakable import speakable
 
+from .feeding import cut_offsets, feed_with_pauses
+
 THAI = (
     "วันนี้อากาศดีมากเราจะไปเที่ยวทะเลกันไหมครับผมคิดว่าน่าจะสนุกมากเพราะว่าทะเลที่นั่นสวยงาม"
     "และน้ำใสมากเราสามารถว่ายน้ำและดำน้ำดูปะการังได้ด้วยหลังจากนั้นเราจะไปกินอาหารทะเลที่ร้าน"
@@ -119,10 +121,6 @@ def run(tokens: list[str], fragmenter: Fragmenter) -> list[Fragment]:
     return fragments + fragmenter.flush()
 
 
-def cut_offsets(fragments: list[Fragment]) -> list[int]:
-    return list(itertools.accumulate(len(f.text) for f in fragments[:-1]))
-
-
 @pytest.mark.parametrize("script", RUNS)
 def test_length_cuts_fall_on_icu_word_breaks(script: str) -> None:
     text = RUNS[script] * 3
@@ -206,15 +204,7 @@ def test_spaceless_text_split_anywhere_loses_nothing_and_keeps_clusters(
 ) -> None:
     text = "".join(tokens)
     fragmenter = Fragmenter(first_max_characters=10, target_characters=10, run_on_max_characters=15)
-    fragments: list[Fragment] = []
-    start = index = 0
-    while start < len(text):
-        end = start + steps[index % len(steps)]
-        fragments += fragmenter.feed(text[start:end])
-        if index < len(pauses) and pauses[index]:
-            fragments += fragmenter.flush(whole_words=True)
-        start, index = end, index + 1
-    fragments += fragmenter.flush()
+    fragments = feed_with_pauses(fragmenter, text, steps, pauses)
     spoken = "".join(f.text for f in fragments)
     assert spoken.rstrip() == speakable(text)
     assert all(cluster_boundary(spoken, end) for end in cut_offsets(fragments))

@@ -87,20 +87,13 @@ class EscapeStripper:
         """Advance the open sequence by ``c``; False when ``c`` was not consumed."""
         state = self._state
         if state == "escape":
-            if c == "[":
-                self._state = "csi"
-            elif c in _STRING_STARTS:
-                self._state = "string"
-            elif _intermediate(c):
-                self._state = "intermediate"
-                self._held.append(c)
-            elif _final(c):
-                self._state = "text"
-            else:
-                return self._abort(out)
-            return True
+            if c in _STRING_STARTS or c == "[":
+                self._state = "string" if c != "[" else "csi"
+                return True
+            state = "intermediate"  # the other forms: ESC, intermediate bytes, a final byte
         if state == "intermediate":
             if _intermediate(c) and len(self._held) < _MAX_CSI:
+                self._state = "intermediate"
                 self._held.append(c)
             elif _final(c):
                 self._state = "text"
