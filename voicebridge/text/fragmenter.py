@@ -62,7 +62,11 @@ _SPACELESS_CHAR = re.compile(f"[{SPACELESS_CLASS}]")
 _SPACELESS_RUN = re.compile(f"[{SPACELESS_CLASS}]+")
 _UNSPACED = _CJK + SPACELESS_CLASS  # scripts whose words are not counted by _WORD_START
 _WORD_START = re.compile(f"(?<!(?![{_UNSPACED}])[^\\W_])(?![{_UNSPACED}])[^\\W_]")
-_MARK = re.compile(f"[.!?…,;:—–\n。！？｡，、；：؟۔।،؛။၊។៕៖]|(?<=[{SPACELESS_CLASS}]) ")
+_MARKS = "[.!?…,;:—–\n。！？｡，、；：؟۔।،؛။၊។៕៖]"
+_MARK = re.compile(_MARKS)
+# The same, plus a space after a spaceless-script character (a phrase boundary candidate). The
+# look-behind makes the search several times slower: used only once the turn has such text.
+_MARK_OR_PHRASE = re.compile(f"{_MARKS}|(?<=[{SPACELESS_CLASS}]) ")
 _LATIN_TERMINAL = frozenset(".!?…")
 _CJK_TERMINAL = frozenset("。！？｡؟۔।!?။។៕")
 _CJK_CLAUSE = frozenset("，、；：၊៖")
@@ -171,6 +175,12 @@ class Fragmenter:
         self._target = target_characters
         self._sentence_max = sentence_max_characters
         self._run_on_max = run_on_max_characters
+        # Per "first fragment or not": the length limit, and the held length below which no cut
+        # can be due without a new boundary.
+        self._limits = {
+            True: (first_max_characters, min(first_max_characters, run_on_max_characters)),
+            False: (sentence_max_characters, min(sentence_max_characters, run_on_max_characters)),
+        }
         self._max = max_characters
         self._segmenter = segmenter
         self.reset()
@@ -180,6 +190,7 @@ class Fragmenter:
         self._filter.reset()
         self._total = 0
         self._first = True
+        self._spaceless = False  # Thai, Lao, Khmer or Myanmar text seen in this turn
         self._buf = ""  # cleaned text not released yet
         self._buf_billed = 0
         self._scanned = 0  # offset of the first character not classified yet
@@ -248,6 +259,8 @@ class Fragmenter:
             chunk = clean[start : start + _CHUNK] if len(clean) > _CHUNK else clean
             self._buf += chunk
             self._buf_billed += count_characters(chunk)
+            if not self._spaceless and not chunk.isascii():
+                self._spaceless = _SPACELESS_CHAR.search(chunk) is not None
             self._scan(final=False)
             while (cut := self._next_cut()) is not None:
                 fragments.append(self._release(*cut))
@@ -256,7 +269,8 @@ class Fragmenter:
     def _scan(self, *, final: bool) -> None:
         """Classify the marks after ``_scanned``; stop at one that needs more text."""
         buf = self._buf
-        while (found := _MARK.search(buf, self._scanned)) is not None:
+        marks = _MARK_OR_PHRASE if self._spaceless else _MARK
+        while (found := marks.search(buf, self._scanned)) is not None:
             decided = _decide(buf, found.start(), final)
             if decided is None:
                 self._scanned = found.start()
@@ -275,10 +289,8 @@ class Fragmenter:
         self._candidates.append(_Candidate(end, kind, self._units, self._billed))
 
     def _next_cut(self) -> tuple[int, Boundary] | None:
-        limit = self._first_max if self._first else self._sentence_max
-        # Billed characters after the last boundary (``_billed`` counts up to it).
-        run_on = not self._first and self._buf_billed - self._billed > self._run_on_max
-        if self._checked == len(self._candidates) and self._buf_billed <= limit and not run_on:
+        limit, quiet = self._limits[self._first]
+        if self._checked == len(self._candidates) and self._buf_billed <= quiet:
             return None  # nothing new to consider
         # Candidates already checked never qualify later: their counts are fixed.
         best: tuple[int, Boundary] | None = None
@@ -297,6 +309,8 @@ class Fragmenter:
                 if not within_target:
                     break
         self._checked = len(self._candidates)
+        # Billed characters after the last boundary (``_billed`` counts up to it).
+        run_on = not self._first and self._buf_billed - self._billed > self._run_on_max
         if best is None and run_on:
             # The text before the run goes first (cut at the last boundary), then the run itself.
             best = self._length_cut(min(limit, self._billed + self._run_on_max))
@@ -422,7 +436,7 @@ def _decide(text: str, i: int, final: bool) -> tuple[int, Boundary | None] | Non
     mark = text[i]
     if mark == "\n":
         return i + 1, "line"
-    if mark == " ":  # after a Thai, Lao, Khmer or Myanmar character (see _MARK)
+    if mark == " ":  # after a Thai, Lao, Khmer or Myanmar character (see _MARK_OR_PHRASE)
         if i + 1 == n:
             return (n, "phrase") if final else None
         return (i + 1, "phrase") if _SPACELESS_CHAR.match(text, i + 1) else (i + 1, None)

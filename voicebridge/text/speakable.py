@@ -230,6 +230,7 @@ class SpeakableFilter:
     def reset(self) -> None:
         """Forget everything: state, held characters, whitespace context."""
         self._escapes.reset()
+        self._escaping = False  # an escape sequence is open (cached from the stripper)
         self._out: list[str] = []
         self._last = ""  # last character emitted; "" at the start of the output
         self._space_pending = False  # a space deferred inside a table row
@@ -262,7 +263,9 @@ class SpeakableFilter:
         """Clean ``delta`` and return the newly decided speakable text (maybe ``""``)."""
         if not isinstance(delta, str):
             raise TypeError(f"SpeakableFilter.feed() takes str, not {type(delta).__name__}")
-        delta = self._escapes.feed(delta)
+        if self._escaping or "\x1b" in delta:
+            delta = self._escapes.feed(delta)
+            self._escaping = self._escapes.holding
         if (
             self._hold is None
             and self._mode == "text"
