@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import random
 import re
 import threading
@@ -40,7 +41,7 @@ def check_words(metrics: TurnMetrics) -> None:
     assert words, "no word timings"
     assert all(metrics.text[w.text_start : w.text_end] == w.text for w in words)
     assert [w.text_start for w in words] == sorted(w.text_start for w in words)
-    assert all(a.start <= b.start and a.end <= b.end for a, b in zip(words, words[1:], strict=False))
+    assert all(a.start <= b.start and a.end <= b.end for a, b in itertools.pairwise(words))
     assert all(w.start <= w.end for w in words)
     assert words[-1].end <= metrics.audio_seconds + 0.05
     assert letters("".join(w.text for w in words)) == letters(metrics.text)
@@ -66,7 +67,8 @@ def test_english_words_line_up_with_the_speech(espeak_server: ServerThread, tmp_
         samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(float)
     loudness = np.sqrt(np.mean(samples**2))
     for word in metrics.words:
-        span = samples[int(word.start * rate) : max(int(word.end * rate), int(word.start * rate) + 1)]
+        first = int(word.start * rate)
+        span = samples[first : max(int(word.end * rate), first + 1)]
         assert np.sqrt(np.mean(span**2)) > 0.3 * loudness, f"no speech inside {word}"
 
 
