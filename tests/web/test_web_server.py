@@ -234,6 +234,7 @@ def test_sessions_are_bounded_and_each_has_its_own_bridge(llm: ScriptedLLM) -> N
     limits = WebLimits(max_sessions=2)
 
     async def scenario() -> tuple[list[str], int, int | None]:
+        assert bridge_threads() == [], "threads left by an earlier test"
         async with web_server(llm, limits=limits) as server:
             async with open_page(server) as first, open_page(server) as second:
                 a, b = await asyncio.gather(first.turn("Hello from A"), second.turn("From B"))
@@ -302,3 +303,27 @@ async def wait_for(condition: Any, timeout: float = 10.0) -> None:
         if loop.time() > deadline:
             raise TimeoutError("condition not met")
         await asyncio.sleep(0.02)
+
+
+def test_a_late_stop_cuts_a_finished_turn_in_the_history(llm: ScriptedLLM) -> None:
+    """All audio sent, still playing on the page: Stop cuts the history at what was heard."""
+    reply = "First sentence here. Second sentence there."
+    llm.queue(Reply(say(reply)))
+
+    async def scenario() -> dict[str, Any]:
+        async with web_server(llm) as server, open_page(server) as page:
+            await page.turn("Go")
+            await page.send(type="interrupt", turn=1, heard=0.0)
+            kept = await page.until("kept", turn=1)
+            await page.turn("Next")
+            return kept
+
+    kept = run(scenario())
+    assert reply.startswith(kept["reply"])
+    assert (
+        llm.requests[1]["messages"][-2:]
+        == [
+            *([{"role": "assistant", "content": kept["reply"]}] if kept["reply"] else []),
+            {"role": "user", "content": "Next"},
+        ][-2:]
+    )
