@@ -37,6 +37,7 @@ __all__ = [
     "LLMEndpoint",
     "TurnReport",
     "add_arguments",
+    "add_llm_and_speech_arguments",
     "choose_llm",
     "choose_sinks",
     "converse",
@@ -252,9 +253,8 @@ def converse(chat: Chat, read_line: Callable[[str], str] = input) -> None:
         out.flush()
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``voicebridge chat`` arguments (for the CLI's subparser, or :func:`main`)."""
-    parser.add_argument("message", nargs="?", help="answer this one message, then exit")
+def add_llm_and_speech_arguments(parser: argparse.ArgumentParser) -> None:
+    """The LLM and speech choices of ``chat`` (``voicebridge web`` offers the same)."""
     llm = parser.add_argument_group("LLM (default: OPENAI_*, then DASHSCOPE_API_KEY, then local)")
     llm.add_argument("--base-url", help="OpenAI-compatible base URL (default OPENAI_BASE_URL)")
     llm.add_argument("--model", help="LLM model (default OPENAI_MODEL, qwen-plus, or SmolLM2)")
@@ -270,6 +270,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     voice.add_argument(
         "--engine", default="espeak", choices=("espeak", "tone"), help="embedded server engine"
     )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``voicebridge chat`` arguments (for the CLI's subparser, or :func:`main`)."""
+    parser.add_argument("message", nargs="?", help="answer this one message, then exit")
+    add_llm_and_speech_arguments(parser)
     out = parser.add_argument_group("output")
     out.add_argument("--out", metavar="WAV", help="also write the audio to this WAV file")
     out.add_argument("--no-play", action="store_true", help="do not play on the speaker")

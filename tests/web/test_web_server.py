@@ -4,8 +4,13 @@ sessions and their cleanup."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from typing import Any
@@ -16,7 +21,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.llm.scripted_llm import Fail, Reply, ScriptedLLM, say
 from tests.web.conftest import Page, bridge_threads, open_page, web_server
-from voicebridge.web import WebLimits
+from voicebridge.errors import ConfigurationError
+from voicebridge.web import WebLimits, WebServer, add_arguments
+from voicebridge.web import run as web_run
 
 
 def run(scenario: Any) -> Any:
@@ -327,3 +334,55 @@ def test_a_late_stop_cuts_a_finished_turn_in_the_history(llm: ScriptedLLM) -> No
             {"role": "user", "content": "Next"},
         ][-2:]
     )
+
+
+def test_run_serves_on_loopback_until_sigterm(llm: ScriptedLLM) -> None:
+    """``run(args)`` (what ``voicebridge web`` calls): the LLM from OPENAI_BASE_URL as for
+    ``chat``, the embedded speech server, loopback, a clean exit on SIGTERM."""
+    program = (
+        "import argparse, sys\n"
+        "from voicebridge.web import add_arguments, run\n"
+        "parser = argparse.ArgumentParser()\n"
+        "add_arguments(parser)\n"
+        "sys.exit(run(parser.parse_args(sys.argv[1:])))\n"
+    )
+    env = {**os.environ, "OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": "sk-test"}
+    env.pop("DASHSCOPE_API_KEY", None)
+    env.pop("DASHSCOPE_WEBSOCKET_BASE_URL", None)
+    with subprocess.Popen(
+        [sys.executable, "-c", program, "--port", "0", "--engine", "tone"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stderr is not None
+        try:
+            lines = [process.stderr.readline() for _ in range(3)]
+            url = lines[0].split("open ", 1)[1].split(" ", 1)[0]
+            status, _, body = fetch(url)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=20)
+    assert url.startswith("http://127.0.0.1:") and status == 200 and b"voicebridge" in body
+    assert lines[1].strip() == f"LLM: OpenAI-compatible endpoint {llm.base_url}, model gpt-4o-mini"
+    assert lines[2].strip() == "speech: embedded local server (tone, offline)"
+    assert code == 0
+
+
+def test_bad_arguments_and_a_busy_port_are_one_line_errors(llm: ScriptedLLM) -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    with pytest.raises(ConfigurationError, match="voice 'nobody' does not exist for cosyvoice-v2"):
+        web_run(parser.parse_args(["--voice", "nobody"]))
+    with pytest.raises(ConfigurationError, match=r"--rate must be between 0\.5 and 2"):
+        web_run(parser.parse_args(["--rate", "3"]))
+
+    async def scenario() -> str:
+        async with web_server(llm) as server:
+            config = server.config
+            with pytest.raises(ConfigurationError) as busy:
+                await WebServer(config, port=server.port).start()
+            return str(busy.value)
+
+    message = run(scenario())
+    assert message.startswith("cannot listen on 127.0.0.1:") and "\n" not in message

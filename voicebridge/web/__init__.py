@@ -22,7 +22,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from ..chat import DEFAULT_SYSTEM, choose_llm
+from ..chat import add_llm_and_speech_arguments, choose_llm
 from ..config import resolve_api_key
 from ..errors import ConfigurationError
 from ..voices import MODEL_VOICES
@@ -34,27 +34,14 @@ __all__ = ["SessionConfig", "WebLimits", "WebServer", "add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``voicebridge web`` arguments."""
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
-    parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any)")
-    parser.add_argument(
+    """The ``voicebridge web`` arguments: ``chat``'s LLM and speech choices, and the server's."""
+    add_llm_and_speech_arguments(parser)
+    web = parser.add_argument_group("web demo")
+    web.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    web.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free)")
+    web.add_argument("--rate", type=float, default=1.0, help="default speech rate 0.5-2.0")
+    web.add_argument(
         "--max-sessions", type=int, default=8, help="browser tabs served at once (default 8)"
-    )
-    llm = parser.add_argument_group("LLM (default: OPENAI_*, then DASHSCOPE_API_KEY, then local)")
-    llm.add_argument("--base-url", help="OpenAI-compatible base URL (default OPENAI_BASE_URL)")
-    llm.add_argument("--model", help="LLM model (default OPENAI_MODEL, qwen-plus, or SmolLM2)")
-    llm.add_argument("--api-key", help="LLM API key (default OPENAI_API_KEY)")
-    llm.add_argument("--system", default=DEFAULT_SYSTEM, help="system prompt ('' for none)")
-    llm.add_argument("--max-tokens", type=int, default=200, help="reply length limit")
-    speech = parser.add_argument_group("speech")
-    speech.add_argument("--voice", default="longxiaochun_v2", help="default CosyVoice voice")
-    speech.add_argument("--rate", type=float, default=1.0, help="default speech rate 0.5-2.0")
-    speech.add_argument("--tts-model", default="cosyvoice-v2", help="CosyVoice model")
-    speech.add_argument(
-        "--url", help="speech service URL (default: DASHSCOPE_WEBSOCKET_BASE_URL or embedded)"
-    )
-    speech.add_argument(
-        "--engine", default="espeak", choices=("espeak", "tone"), help="embedded server engine"
     )
 
 

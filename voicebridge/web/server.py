@@ -94,9 +94,8 @@ class WebServer:
     @property
     def url(self) -> str:
         """The page's address."""
-        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}/"
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/"
 
     @property
     def sessions(self) -> int:
