@@ -1,9 +1,10 @@
 """The CosyVoice voice catalogue, mapped to espeak-ng languages.
 
 Names come from the SDK documentation's voice tables (the cosyvoice-v1 table is the public v1
-list, which those pages only link to). A voice works only with the model family it belongs to: a v2 voice
-on cosyvoice-v1 (or the reverse) fails with "[tts:]Engine return error code: 418", like the real
-service. Cloned voices are named ``<model>-<prefix>-<id>`` and are accepted for their own model.
+list, which those pages only link to). A voice works only with the model family it belongs to: a
+v2 voice on cosyvoice-v1 (or the reverse) fails with "[tts:]Engine return error code: 418", like
+the real service. Cloned voices are named ``<model>-<prefix>-<id>`` and are accepted for their
+own model.
 """
 
 from __future__ import annotations

@@ -168,7 +168,23 @@ class Fragmenter:
             )
         return self._take(self._filter.feed(delta))
 
-    def flush(self) -> list[Fragment]:
+    def flush(self, *, whole_words: bool = False) -> list[Fragment]:
+        if whole_words:  # interim, until the text branch lands: re-hold a word cut short
+            fragments = self.flush()
+            last = fragments[-1].text if fragments else " "
+            if last[-1].isspace() or _CJK_CHAR.match(last[-1]):
+                return fragments
+            cut = max(last.rfind(" "), last.rfind("\n")) + 1
+            if cut:
+                fragments[-1] = Fragment(last[:cut], count_characters(last[:cut]), "flush")
+            else:
+                fragments.pop()
+            self._total -= count_characters(last[cut:])
+            self.feed(last[cut:])
+            return fragments
+        return self._flush_all()
+
+    def _flush_all(self) -> list[Fragment]:
         """Release everything held. Feeding may continue; the next fragment counts as a first.
 
         Markdown state (an open code fence, a table) carries over. Whitespace at the end stays
