@@ -1,6 +1,7 @@
 """Fixtures of the web demo tests: the scripted LLM (tests/llm/scripted_llm.py), a real
 :class:`~voicebridge.web.WebServer` on 127.0.0.1:0 with the embedded speech server, and a page
-stand-in that speaks the page's WebSocket protocol (for the tests that need no browser)."""
+stand-in that speaks the page's WebSocket protocol (for the tests that need no browser). The
+stand-in is a fake player: it reports each turn played to its end as soon as it has the audio."""
 
 from __future__ import annotations
 
@@ -60,10 +61,12 @@ class TurnSeen:
 
 
 class Page:
-    """A page stand-in: sends JSON (or raw frames), collects every message by turn."""
+    """A page stand-in: sends JSON (or raw frames), collects every message by turn, and (with
+    ``plays``) reports a turn played once its ``audio_end`` has come."""
 
-    def __init__(self, ws: ClientConnection) -> None:
+    def __init__(self, ws: ClientConnection, *, plays: bool = True) -> None:
         self.ws = ws
+        self.plays = plays
         self.messages: list[dict[str, Any]] = []
         self.turns: dict[int, TurnSeen] = {}
 
@@ -90,6 +93,9 @@ class Page:
                 seen.words.append(message)
             elif message["type"] == "done":
                 seen.done = message
+            elif message["type"] == "audio_end" and self.plays:
+                seconds = message["samples"] / 22050
+                await self.send(type="played", turn=turn, seconds=seconds, finished=True)
         return message
 
     async def until(self, kind: str, timeout: float = 20.0, **fields: Any) -> dict[str, Any]:
@@ -114,10 +120,12 @@ class Page:
 
 
 @contextlib.asynccontextmanager
-async def open_page(server: WebServer, **options: Any) -> AsyncIterator[Page]:
+async def open_page(
+    server: WebServer, *, plays: bool = True, **options: Any
+) -> AsyncIterator[Page]:
     """A connected page stand-in, after the server's ``ready``."""
     url = server.url.replace("http://", "ws://") + "ws"
     async with connect(url, **options) as ws:
-        page = Page(ws)
+        page = Page(ws, plays=plays)
         await page.until("ready")
         yield page

@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.async_api import Page, WebSocket, async_playwright
 
 from tests.llm.scripted_llm import Fail, Pause, Reply, ScriptedLLM, say
@@ -51,7 +52,7 @@ TURN_STATE = """(n) => {
   return {
     text: t.text, reply: t.elements.reply.textContent, received: t.received, played: t.played,
     playedHash: t.playedHash, finished: t.finished, stopped: t.stopped, stop: t.stop,
-    done: t.done, kept: t.kept, words: t.words, highlights: t.highlights,
+    done: t.done, expected: t.expected, words: t.words, highlights: t.highlights,
     metrics: t.elements.metrics.textContent, bot: t.elements.bot.textContent,
   };
 }"""
@@ -177,7 +178,8 @@ async def first_turn(page: Page, wire: Wire, tmp_path: Path) -> None:
     assert len(texts) > 10 and len(done) == 1 and texts[-1] < done[0]  # streamed, piece by piece
     sent = wire.audio(1)
     assert len(sent) // 2 > 2 * RATE  # seconds of speech
-    assert turn["played"] == len(sent) // 2 == turn["done"]["samples"]
+    assert turn["played"] == len(sent) // 2 == turn["expected"]
+    assert turn["done"]["metrics"]["audio_seconds"] == pytest.approx(len(sent) / 2 / RATE, 1e-3)
     assert turn["playedHash"] == fnv1a(sent)  # the very samples the server sent, in order
     for name in ("first token", "first audio", "audio"):
         assert name in turn["metrics"].lower()
@@ -232,9 +234,9 @@ async def turn_after_stop(page: Page, wire: Wire, llm: ScriptedLLM) -> None:
     history = llm.requests[2]["messages"]
     assert history[-1] == {"role": "user", "content": "Are you still there?"}
     assert history[-3] == {"role": "user", "content": "Tell me something long."}
-    kept = stopped["kept"]
+    kept = stopped["done"]["reply"]  # TurnMetrics.heard_text
     assert history[-2] == {"role": "assistant", "content": kept}
-    assert LONG.startswith(kept)
+    assert LONG.startswith(kept) and len(kept) < len(LONG) / 2
 
 
 async def llm_failure(page: Page) -> None:

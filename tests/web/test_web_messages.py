@@ -13,6 +13,7 @@ from voicebridge.web.messages import (
     AUDIO_HEADER,
     FloodGuard,
     Interrupt,
+    Played,
     Say,
     WebLimits,
     audio_frame,
@@ -29,6 +30,10 @@ def test_say_and_interrupt_are_parsed() -> None:
     assert parse_message('{"type":"say","text":"x"}', LIMITS) == Say("x")
     assert parse_message('{"type":"interrupt","turn":3,"heard":1.5}', LIMITS) == Interrupt(3, 1.5)
     assert parse_message('{"type":"interrupt"}', LIMITS) == Interrupt()
+    assert parse_message(
+        '{"type":"played","turn":2,"seconds":1.5,"underruns":1,"finished":true}', LIMITS
+    ) == Played(2, 1.5, 1, True)
+    assert parse_message('{"type":"played","turn":2,"seconds":0}', LIMITS) == Played(2, 0.0)
 
 
 @pytest.mark.parametrize(
@@ -50,6 +55,10 @@ def test_say_and_interrupt_are_parsed() -> None:
         ('{"type": "interrupt", "turn": 0}', "positive integer"),
         ('{"type": "interrupt", "turn": "1"}', "positive integer"),
         ('{"type": "interrupt", "heard": -1}', "between 0 and inf"),
+        ('{"type": "played", "turn": 1}', "'played' needs 'turn' and 'seconds'"),
+        ('{"type": "played", "seconds": 1}', "'played' needs 'turn' and 'seconds'"),
+        ('{"type": "played", "turn": 1, "seconds": 1, "underruns": -1}', "non-negative"),
+        ('{"type": "played", "turn": 1, "seconds": 1, "finished": 1}', "true or false"),
     ],
 )
 def test_bad_messages_get_one_line_reasons(frame: str | bytes, reason: str) -> None:
@@ -108,32 +117,25 @@ def test_words_are_placed_in_the_reply_as_written() -> None:
     assert missing.span is None and missing.index == 8
 
 
-def test_heard_part_keeps_the_words_half_played() -> None:
+def test_heard_end_is_where_the_heard_words_end_in_the_reply() -> None:
     reply = Reply()
-    reply.write("One two three four.")
-    for i, word in enumerate(["One", "two", "three", "four."]):
+    reply.write("One two, three four.")
+    for i, word in enumerate(["One", "two", "drei", "four."]):
         reply.place(word, i * 1.0, i * 1.0 + 0.8)
-    assert reply.heard_part(0.0) == ""
-    assert reply.heard_part(0.39) == ""
-    assert reply.heard_part(0.41) == "One"
-    assert reply.heard_part(1.5) == "One two"
-    assert reply.heard_part(2.3) == "One two"
-    assert reply.heard_part(2.41) == "One two three"
-    assert reply.heard_part(100.0) == "One two three four."
+    assert [reply.heard_end(n) for n in range(5)] == [0, 3, 7, 7, 20]
     untimed = Reply()
-    untimed.write("No word timing.")
-    assert untimed.heard_part(0.0) == "No word timing."  # nothing says where it stopped
+    untimed.write("Nothing placed.")
+    untimed.place("Nichts", 0.0, 0.5)
+    assert untimed.heard_end(1) is None
 
 
 def test_conversation_history_keeps_what_was_heard() -> None:
     conversation = Conversation("Be brief.", max_turns=2)
     first = conversation.begin("Hello?")
     first.reply.write("Hi there. How can I help?")
-    for i, word in enumerate(["Hi", "there.", "How", "can", "I", "help?"]):
-        first.reply.place(word, i * 0.3, i * 0.3 + 0.25)
-    first.stopped, first.heard = True, 0.7
+    first.stopped, first.heard_text = True, "Hi there."
     second = conversation.begin("Nothing.")
-    assert second.number == 2
+    assert second.number == conversation.begun == 2
     assert conversation.messages() == [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Hello?"},
@@ -143,10 +145,12 @@ def test_conversation_history_keeps_what_was_heard() -> None:
     second.failed = True  # an LLM failure before any text: the question is dropped too
     third = conversation.begin("Again?")
     third.reply.write("Yes.")
-    assert conversation.find(None) is third
-    assert conversation.find(1) is None  # beyond max_turns
-    assert conversation.messages() == [
+    fourth = conversation.begin("Stop at once")
+    fourth.reply.write("Well...")
+    fourth.stopped, fourth.heard_text = True, ""  # nothing heard: only the question stays
+    assert conversation.messages() == [  # the first turn is beyond max_turns
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Again?"},
         {"role": "assistant", "content": "Yes."},
+        {"role": "user", "content": "Stop at once"},
     ]

@@ -19,9 +19,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.llm.scripted_llm import Fail, Reply, ScriptedLLM, say
+from tests.llm.scripted_llm import Fail, Pause, Reply, ScriptedLLM, say
 from tests.web.conftest import Page, bridge_threads, open_page, web_server
 from voicebridge.errors import ConfigurationError
+from voicebridge.session import SessionSettings
 from voicebridge.web import WebLimits, WebServer, add_arguments
 from voicebridge.web import run as web_run
 
@@ -76,7 +77,9 @@ def test_a_turn_streams_text_and_audio_and_keeps_history(llm: ScriptedLLM) -> No
     assert first.text == "Paris is the capital of France. It is on the Seine."
     assert first.done is not None and first.done["reply"] == first.text
     assert first.done["interrupted"] is False
-    assert first.done["samples"] == len(first.audio) // 2 > 22050  # seconds of speech
+    audio_end = next(m for m in page.messages if m["type"] == "audio_end" and m["turn"] == 1)
+    assert audio_end["samples"] == len(first.audio) // 2 > 22050  # seconds of speech
+    assert page.messages.index(audio_end) < page.messages.index(first.done)
     metrics = first.done["metrics"]
     assert 0 < metrics["first_token"] <= metrics["first_audio"]
     assert metrics["audio_seconds"] == pytest.approx(len(first.audio) / 2 / 22050, abs=0.001)
@@ -120,7 +123,7 @@ def test_bad_input_gets_a_message_and_loses_nothing(llm: ScriptedLLM) -> None:
         "malformed JSON: Expecting property name enclosed in double quotes: line 1 column 2 "
         "(char 1)",
         "a message must be a JSON object with a 'type'",
-        "unknown message type 'dance' (expected 'say' or 'interrupt')",
+        "unknown message type 'dance' (expected 'say', 'interrupt' or 'played')",
         "text too long: 51 characters (at most 50)",
         "message too long: 2027 bytes (at most 1000)",
         "unknown voice 'nobody'",
@@ -200,7 +203,7 @@ def test_the_llm_failing_is_reported(llm: ScriptedLLM) -> None:
 
     error, page = run(scenario())
     assert error["source"] == "llm" and error["turn"] == 1
-    assert error["message"].startswith("the LLM failed: APIError: the model is overloaded")
+    assert error["message"] == "the LLM stream failed: APIError: the model is overloaded"
     assert page.turns[2].text == "You said: Again"
 
 
@@ -216,13 +219,18 @@ def test_the_llm_unreachable_is_reported(llm: ScriptedLLM) -> None:
 
     error, _ = run(scenario())
     assert error["source"] == "llm"
-    assert error["message"].startswith("the LLM failed: APIConnectionError")
+    assert error["message"] == "the LLM stream failed: APIConnectionError: Connection error."
 
 
 def test_speech_failing_is_reported(llm: ScriptedLLM) -> None:
     async def scenario() -> dict[str, Any]:
         async with (
-            web_server(llm, engine=None, speech_url="ws://127.0.0.1:9/api-ws/v1/inference") as s,
+            web_server(
+                llm,
+                engine=None,
+                speech_url="ws://127.0.0.1:9/api-ws/v1/inference",
+                speech_settings=SessionSettings(max_retries=1),
+            ) as s,
             open_page(s) as page,
         ):
             await page.send(type="say", text="Hello")
@@ -312,28 +320,46 @@ async def wait_for(condition: Any, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
-def test_a_late_stop_cuts_a_finished_turn_in_the_history(llm: ScriptedLLM) -> None:
-    """All audio sent, still playing on the page: Stop cuts the history at what was heard."""
-    reply = "First sentence here. Second sentence there."
-    llm.queue(Reply(say(reply)))
+def test_stop_keeps_the_reply_as_far_as_it_was_heard(llm: ScriptedLLM) -> None:
+    """Stop with ``heard``: the bridge's heard_text (what the page played) goes to the history."""
+    reply = "First sentence here. Second sentence there. Third sentence last."
+    llm.queue(Reply([*say(reply), Pause(5.0)]))  # the LLM is still writing at Stop
 
     async def scenario() -> dict[str, Any]:
-        async with web_server(llm) as server, open_page(server) as page:
-            await page.turn("Go")
-            await page.send(type="interrupt", turn=1, heard=0.0)
-            kept = await page.until("kept", turn=1)
+        async with web_server(llm) as server, open_page(server, plays=False) as page:
+            await page.send(type="say", text="Go")
+            await page.until("audio_end", turn=1)  # "First ... there." synthesized
+            await page.send(type="played", turn=1, seconds=0.5)
+            await page.send(type="interrupt", turn=1, heard=1.6)
+            done = await page.until("done", turn=1)
             await page.turn("Next")
-            return kept
+            return done
 
-    kept = run(scenario())
-    assert reply.startswith(kept["reply"])
-    assert (
-        llm.requests[1]["messages"][-2:]
-        == [
-            *([{"role": "assistant", "content": kept["reply"]}] if kept["reply"] else []),
-            {"role": "user", "content": "Next"},
-        ][-2:]
-    )
+    done = run(scenario())
+    assert done["interrupted"] is True
+    heard = done["reply"]
+    assert heard and reply.startswith(heard) and len(heard) < len(reply)
+    assert llm.requests[1]["messages"][-3:] == [
+        {"role": "user", "content": "Go"},
+        {"role": "assistant", "content": heard},
+        {"role": "user", "content": "Next"},
+    ]
+
+
+def test_a_page_that_stops_reporting_playback_fails_its_turn(llm: ScriptedLLM) -> None:
+    async def scenario() -> dict[str, Any]:
+        async with (
+            web_server(llm, playback_stall_timeout=0.5) as server,
+            open_page(server, plays=False) as page,
+        ):
+            await page.send(type="say", text="Hello")
+            error = await page.until("error")
+            await page.until("done", turn=1)
+            return error
+
+    error = run(scenario())
+    assert error["source"] == "audio" and error["turn"] == 1
+    assert error["message"].startswith("playback failed: the page reported no playback for 0.5 s")
 
 
 def test_run_serves_on_loopback_until_sigterm(llm: ScriptedLLM) -> None:

@@ -1,5 +1,5 @@
 """The conversation of one page, sans-I/O: turns, their replies as written, where each spoken word
-sits in its reply, and what is kept in the history after a Stop (only what was heard)."""
+sits in its reply, and what the history keeps after a Stop (only what was heard)."""
 
 from __future__ import annotations
 
@@ -45,41 +45,31 @@ class Reply:
         self.words.append(word)
         return word
 
-    def heard_part(self, seconds: float) -> str:
-        """The reply up to the last word at least half played within ``seconds`` of audio.
-
-        Without word timing (no words at all) the reply is kept whole: nothing says where the
-        listener stopped.
-        """
-        if not self.words:
-            return self.text
-        end = 0
-        for word in self.words:
-            if (word.start + word.end) / 2 > seconds:
-                break
-            if word.span is not None:
-                end = word.span[1]
-        return self.text[:end]
+    def heard_end(self, count: int) -> int | None:
+        """Where the reply as written ends after its first ``count`` spoken words (None when
+        none of them was found in it)."""
+        spans = [w.span for w in self.words[:count] if w.span is not None]
+        if count == 0:
+            return 0
+        return spans[-1][1] if spans else None
 
 
 @dataclass
 class Turn:
-    """One exchange. ``heard``: seconds of its audio the page played before Stop (None: not
-    stopped, or not known)."""
+    """One exchange. ``heard_text``: after a Stop, what the listener heard (the bridge's
+    ``TurnMetrics.heard_text``)."""
 
     number: int
     user: str
     reply: Reply = field(default_factory=Reply)
     stopped: bool = False
-    heard: float | None = None
+    heard_text: str | None = None
     failed: bool = False
 
     @property
     def kept(self) -> str:
         """The reply as the history keeps it: whole, or as far as it was heard."""
-        if self.heard is None:
-            return self.reply.text
-        return self.reply.heard_part(self.heard)
+        return self.reply.text if self.heard_text is None else self.heard_text
 
 
 class Conversation:
@@ -90,17 +80,16 @@ class Conversation:
         self.turns: deque[Turn] = deque(maxlen=max_turns)
         self._numbers = 0
 
+    @property
+    def begun(self) -> int:
+        """Turns begun so far (the latest turn's number)."""
+        return self._numbers
+
     def begin(self, user: str) -> Turn:
         self._numbers += 1
         turn = Turn(self._numbers, user)
         self.turns.append(turn)
         return turn
-
-    def find(self, number: int | None) -> Turn | None:
-        """Turn ``number`` (None: the latest), if still in the history."""
-        if number is None:
-            return self.turns[-1] if self.turns else None
-        return next((t for t in self.turns if t.number == number), None)
 
     def messages(self) -> list[dict[str, str]]:
         """Chat messages: the system prompt, then each turn's question and kept reply. A failed

@@ -4,14 +4,18 @@ Page -> server, JSON text frames (one object each):
 
 - ``{"type": "say", "text": "...", "voice": "loongabby_v2", "rate": 1.0}``: start a turn
   (``voice`` and ``rate`` optional; ``rate`` is the speech rate, 0.5-2.0);
-- ``{"type": "interrupt", "turn": 3, "heard": 1.25}``: Stop. ``heard`` is how many seconds of that
-  turn's audio the page played; the reply is kept in the history only that far (to the word).
-  It may name a turn whose audio was all sent but is still playing.
+- ``{"type": "played", "turn": 3, "seconds": 2.5, "underruns": 0, "finished": false}``: playback
+  progress, a few times a second while a turn plays (``underruns``: new gaps since the last
+  report), and once with ``finished`` true when its last sample has played. The turn lasts until
+  then (the bridge drains into the page as into a speaker);
+- ``{"type": "interrupt", "turn": 3, "heard": 1.25}``: Stop. ``heard`` is how many seconds of the
+  turn's audio the listener heard; the history keeps the reply only that far (to the word).
 
 Server -> page, JSON text frames: ``ready`` (settings, voices), ``turn`` (a turn started),
-``text`` (a piece of the reply, as the LLM writes it), ``word`` (a word's place in the reply and
-its time on the turn's audio timeline), ``done`` (metrics and the reply as kept), ``kept`` (a
-finished turn's reply cut after a late Stop), ``error`` (``source``: input, llm, speech, server).
+``text`` (a piece of the reply, as the LLM writes it), ``word`` (a word's time on the turn's audio
+timeline and its ``span`` in the reply as written), ``audio_end`` (the turn has ``samples``
+samples in all: play the last ones without waiting for more), ``done`` (metrics, the reply as the
+history keeps it), ``error`` (``source``: input, llm, speech, server).
 
 Server -> page, binary frames: audio. An 8-byte header, ``turn`` then the turn's sample index of
 the first sample (both uint32, little-endian), then 16-bit little-endian mono PCM at the
@@ -32,6 +36,7 @@ __all__ = [
     "AUDIO_HEADER",
     "FloodGuard",
     "Interrupt",
+    "Played",
     "Say",
     "WebLimits",
     "audio_frame",
@@ -74,7 +79,17 @@ class Interrupt:
     heard: float | None = None
 
 
-ClientMessage = Say | Interrupt
+@dataclass(frozen=True)
+class Played:
+    """Playback progress of ``turn``: ``seconds`` played, ``underruns`` new gaps, ``finished``."""
+
+    turn: int
+    seconds: float
+    underruns: int = 0
+    finished: bool = False
+
+
+ClientMessage = Say | Interrupt | Played
 
 
 def parse_message(frame: str | bytes, limits: WebLimits) -> ClientMessage:
@@ -97,7 +112,11 @@ def parse_message(frame: str | bytes, limits: WebLimits) -> ClientMessage:
         return _say(data, limits)
     if kind == "interrupt":
         return Interrupt(_optional_turn(data), _optional_number(data, "heard", 0.0, math.inf))
-    raise RemoteProtocolError(f"unknown message type {kind!r} (expected 'say' or 'interrupt')")
+    if kind == "played":
+        return _played(data)
+    raise RemoteProtocolError(
+        f"unknown message type {kind!r} (expected 'say', 'interrupt' or 'played')"
+    )
 
 
 def _say(data: dict[str, Any], limits: WebLimits) -> Say:
@@ -113,6 +132,20 @@ def _say(data: dict[str, Any], limits: WebLimits) -> Say:
         raise RemoteProtocolError("'voice' must be a string")
     rate = _optional_number(data, "rate", MIN_RATE, MAX_RATE)
     return Say(text.strip(), voice, rate)
+
+
+def _played(data: dict[str, Any]) -> Played:
+    turn = _optional_turn(data)
+    seconds = _optional_number(data, "seconds", 0.0, math.inf)
+    if turn is None or seconds is None:
+        raise RemoteProtocolError("'played' needs 'turn' and 'seconds'")
+    underruns = data.get("underruns", 0)
+    if isinstance(underruns, bool) or not isinstance(underruns, int) or underruns < 0:
+        raise RemoteProtocolError("'underruns' must be a non-negative integer")
+    finished = data.get("finished", False)
+    if not isinstance(finished, bool):
+        raise RemoteProtocolError("'finished' must be true or false")
+    return Played(turn, seconds, underruns, finished)
 
 
 def _optional_turn(data: dict[str, Any]) -> int | None:

@@ -2,10 +2,12 @@
 
 Everything here runs on the server's event loop; the bridge's threads are created, preconnected
 and closed through ``asyncio.to_thread``. A turn is a task: the LLM stream is read on the loop
-(each piece sent to the page as it arrives) and spoken by ``bridge.astream``; its audio goes to
-the page as binary frames as soon as it arrives (the page buffers and plays it). The session ends
-with its connection: the running turn is cancelled (the bridge interrupts it, the LLM stream is
-closed) and the bridge is closed, its threads joined.
+(each piece sent to the page as it arrives) and spoken by ``bridge.astream_events``; its audio
+and words go to the page as they reach the bridge's sink, a :class:`PageSink` that mirrors the
+page's player (the page reports what it played), so the turn ends when the page has played it
+and a Stop tells the bridge what was heard. The session ends with its connection: the running
+turn is cancelled (the bridge interrupts it, the LLM stream is closed) and the bridge is closed,
+its threads joined.
 """
 
 from __future__ import annotations
@@ -20,13 +22,24 @@ from typing import TYPE_CHECKING
 
 from websockets.exceptions import ConnectionClosed
 
-from ..audio import NullSink
 from ..bridge import VoiceBridge
 from ..chat import DEFAULT_SYSTEM, LLMEndpoint
-from ..errors import RemoteProtocolError, SourceError, VoiceBridgeError
+from ..errors import AudioError, RemoteProtocolError, SourceError, VoiceBridgeError
 from ..llm import StreamEvent, TextDelta, aiter_events
+from ..session import SessionSettings
+from ..turn import AudioChunk, TurnMetrics, Word
 from .conversation import Conversation, Turn
-from .messages import FloodGuard, Interrupt, Say, WebLimits, audio_frame, encode, parse_message
+from .messages import (
+    FloodGuard,
+    Interrupt,
+    Played,
+    Say,
+    WebLimits,
+    audio_frame,
+    encode,
+    parse_message,
+)
+from .page_sink import PageSink
 
 if TYPE_CHECKING:
     import openai
@@ -53,6 +66,8 @@ class SessionConfig:
     system: str | None = DEFAULT_SYSTEM
     max_tokens: int = 200
     sample_rate: int = 22050
+    playback_stall_timeout: float = 10.0  # seconds a playing page may go without a report
+    speech_settings: SessionSettings | None = None  # the bridges' (None: their defaults)
     limits: WebLimits = field(default_factory=WebLimits)
 
 
@@ -63,7 +78,6 @@ class _TurnClock:
     sent: float
     first_token: float | None = None
     first_audio: float | None = None
-    llm_error: BaseException | None = None
 
     def since_sent(self, mark: float | None) -> float | None:
         return None if mark is None else round(mark - self.sent, 3)
@@ -82,10 +96,18 @@ class WebSession:
         self._guard = FloodGuard(config.limits.messages_per_second, config.limits.message_burst)
         self._bridge: VoiceBridge | None = None
         self._bridge_key: tuple[str, float] | None = None
+        loop = asyncio.get_running_loop()
+
+        def audio_end(samples: int) -> None:  # on the bridge's dispatcher thread
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
+                loop.call_soon_threadsafe(self._audio_end, samples)
+
+        self._sink = PageSink(audio_end, config.playback_stall_timeout)
         self._voice = config.voice
         self._rate = config.rate
         self._task: asyncio.Task[None] | None = None
         self._running: Turn | None = None  # the turn whose task is running
+        self._sending: set[asyncio.Future[None]] = set()  # sends started off the turn's task
 
     async def run(self) -> None:
         """Greet the page, then handle its messages until the connection closes; then cancel
@@ -121,6 +143,12 @@ class WebSession:
             return
         if isinstance(message, Say):
             await self._say(message)
+        elif isinstance(message, Played):
+            running = self._running
+            if running is not None and message.turn == running.number:
+                self._sink.report(
+                    message.seconds, finished=message.finished, underruns=message.underruns
+                )
         else:
             await self._interrupt(message)
 
@@ -136,18 +164,17 @@ class WebSession:
         self._task = asyncio.create_task(self._turn(say.text))
 
     async def _interrupt(self, message: Interrupt) -> None:
-        turn = self._conversation.find(message.turn)
-        if turn is None:
+        if message.turn is not None and message.turn > self._conversation.begun:
             await self._error("input", f"no turn {message.turn} to stop")
             return
-        if message.heard is not None:
-            turn.heard = message.heard if turn.heard is None else min(turn.heard, message.heard)
+        turn = self._running
+        if turn is None or message.turn not in (None, turn.number):
+            return  # that turn is over already
         turn.stopped = True
-        if turn is self._running:
-            if self._bridge is not None:
-                await self._bridge.ainterrupt()
-        else:  # its audio was all sent and is still playing on the page: cut its history now
-            await self._send(encode("kept", turn=turn.number, reply=turn.kept))
+        if message.heard is not None:
+            self._sink.stopped_at(message.heard)
+        if self._bridge is not None:
+            await self._bridge.ainterrupt()
 
     # ------------------------------------------------------------------ a turn
 
@@ -155,70 +182,103 @@ class WebSession:
         turn = self._conversation.begin(text)
         self._running = turn
         clock = _TurnClock(time.monotonic())
-        samples = 0
+        metrics: TurnMetrics | None = None
         await self._send(
             encode("turn", turn=turn.number, text=text, voice=self._voice, rate=self._rate)
         )
         try:
             bridge = await self._bridge_for(self._voice, self._rate)
-            source = self._read_llm(turn, clock)
-            async for chunk in bridge.astream(source):
-                if turn.stopped:
-                    continue  # the page dropped this turn's audio already
-                if clock.first_audio is None:
-                    clock.first_audio = time.monotonic()
-                await self._send(audio_frame(turn.number, samples, chunk))
-                samples += len(chunk) // 2
+            self._sink.begin_turn()
+            async for event in bridge.astream_events(self._read_llm(turn, clock)):
+                if isinstance(event, AudioChunk):
+                    await self._send_audio(turn, clock, event)
+                elif isinstance(event, Word):
+                    word = turn.reply.place(event.text, event.start, event.end)
+                    await self._send(
+                        encode(
+                            "word",
+                            turn=turn.number,
+                            index=word.index,
+                            text=word.text,
+                            start=round(word.start, 4),
+                            end=round(word.end, 4),
+                            span=word.span,
+                        )
+                    )
+                else:
+                    metrics = event
         except Exception as exc:
             turn.failed = not turn.reply.text
-            await self._report_failure(turn, clock, exc)
+            await self._report_failure(turn, exc)
         finally:
             self._running = None
-        rate = self._config.sample_rate
-        metrics = {
+        await self._send(self._done(turn, clock, metrics))
+
+    async def _send_audio(self, turn: Turn, clock: _TurnClock, chunk: AudioChunk) -> None:
+        if clock.first_audio is None:
+            clock.first_audio = time.monotonic()
+        first = round(chunk.start * self._config.sample_rate)
+        await self._send(audio_frame(turn.number, first, chunk.data))
+
+    def _audio_end(self, samples: int) -> None:
+        """The sink's drain began: every sample of the running turn was handed to the page."""
+        turn = self._running
+        if turn is not None:
+            message = encode("audio_end", turn=turn.number, samples=samples)
+            task = asyncio.ensure_future(self._send(message))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    def _done(self, turn: Turn, clock: _TurnClock, metrics: TurnMetrics | None) -> str:
+        """The turn's ``done`` message; records what the history keeps of a stopped reply."""
+        heard_end: int | None = None
+        if metrics is not None and metrics.interrupted:
+            turn.heard_text = metrics.heard_text
+            heard_words = sum(1 for w in metrics.words if w.text_end <= len(metrics.heard_text))
+            heard_end = turn.reply.heard_end(heard_words) if metrics.words else None
+        figures = {
             "first_token": clock.since_sent(clock.first_token),
             "first_audio": clock.since_sent(clock.first_audio),
-            "audio_seconds": round(samples / rate, 3),
-            "real_time_factor": None,
+            "audio_seconds": None if metrics is None else round(metrics.audio_seconds, 3),
+            "real_time_factor": None
+            if metrics is None or metrics.real_time_factor is None
+            else round(metrics.real_time_factor, 3),
+            "underruns": None if metrics is None else metrics.underruns,
         }
-        await self._send(
-            encode(
-                "done",
-                turn=turn.number,
-                interrupted=turn.stopped,
-                reply=turn.kept,
-                samples=samples,
-                metrics=metrics,
-            )
+        return encode(
+            "done",
+            turn=turn.number,
+            interrupted=turn.stopped or bool(metrics and metrics.interrupted),
+            reply=turn.kept,
+            heard_end=heard_end,
+            metrics=figures,
         )
 
     async def _read_llm(self, turn: Turn, clock: _TurnClock) -> AsyncIterator[StreamEvent]:
         """The LLM's reply as stream events; each text piece goes to the page on its way to the
-        bridge. A failure here is the LLM's (``clock.llm_error``)."""
-        try:
-            stream = await self._client.chat.completions.create(
-                model=self._config.llm.model,
-                messages=self._conversation.messages(),  # type: ignore[arg-type]
-                max_tokens=self._config.max_tokens,
-                stream=True,
-            )
-            async with contextlib.aclosing(aiter_events(stream)) as events:
-                async for event in events:
-                    if turn.stopped:
-                        return
-                    if isinstance(event, TextDelta):
-                        if clock.first_token is None:
-                            clock.first_token = time.monotonic()
-                        turn.reply.write(event.text)
-                        await self._send(encode("text", turn=turn.number, text=event.text))
-                    yield event
-        except Exception as exc:
-            clock.llm_error = exc
-            raise
+        bridge (which reports what this raises as :class:`SourceError`)."""
+        stream = await self._client.chat.completions.create(
+            model=self._config.llm.model,
+            messages=self._conversation.messages(),  # type: ignore[arg-type]
+            max_tokens=self._config.max_tokens,
+            stream=True,
+        )
+        async with contextlib.aclosing(aiter_events(stream)) as events:
+            async for event in events:
+                if turn.stopped:
+                    return
+                if isinstance(event, TextDelta):
+                    if clock.first_token is None:
+                        clock.first_token = time.monotonic()
+                    turn.reply.write(event.text)
+                    await self._send(encode("text", turn=turn.number, text=event.text))
+                yield event
 
-    async def _report_failure(self, turn: Turn, clock: _TurnClock, exc: Exception) -> None:
-        if clock.llm_error is not None or isinstance(exc, SourceError):
-            await self._error("llm", f"the LLM failed: {type(exc).__name__}: {exc}", turn)
+    async def _report_failure(self, turn: Turn, exc: Exception) -> None:
+        if isinstance(exc, SourceError):  # the bridge wraps what the LLM stream raised
+            await self._error("llm", str(exc), turn)
+        elif isinstance(exc, AudioError):
+            await self._error("audio", f"playback failed: {exc}", turn)
         elif isinstance(exc, VoiceBridgeError):
             await self._error("speech", f"speech failed: {type(exc).__name__}: {exc}", turn)
         else:
@@ -240,7 +300,8 @@ class WebSession:
             rate=rate,
             sample_rate=config.sample_rate,
             url=config.speech_url,
-            sinks=[NullSink()],  # the page plays the audio
+            sinks=[self._sink],  # the page plays the audio
+            settings=config.speech_settings,
         )
         self._bridge, self._bridge_key = bridge, (voice, rate)
         await asyncio.to_thread(bridge.preconnect)

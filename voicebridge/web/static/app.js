@@ -6,7 +6,8 @@
 "use strict";
 
 const PREBUFFER_SECONDS = 0.1; // the worklet's jitter buffer
-const REPORT_EVERY = 4; // render quanta between progress reports
+const REPORT_EVERY = 4; // render quanta between the worklet's progress reports
+const PLAYED_EVERY_MS = 250; // between the page's `played` reports to the server
 const FNV_OFFSET = 0x811c9dc5;
 
 const $ = (id) => document.getElementById(id);
@@ -23,7 +24,7 @@ window.voicebridgeDemo = demo;
 let socket = null;
 let audio = null; // {context, node, rate}, once the worklet is loaded
 let anchor = null; // the last progress report: {turn, played, time}
-let pendingSay = null; // a message typed while a stopped turn was ending
+let pendingSay = null; // a message typed while the previous turn was ending
 let current = null; // the latest turn
 
 // ------------------------------------------------------------------ connection
@@ -58,8 +59,8 @@ function handle(message) {
     case "turn": return onTurn(message);
     case "text": return onText(message);
     case "word": return onWord(message);
+    case "audio_end": return onAudioEnd(message);
     case "done": return onDone(message);
-    case "kept": return onKept(message);
     case "error": return onError(message);
   }
 }
@@ -129,6 +130,14 @@ function receiveAudio(buffer) {
   turn.received += samples.length;
   turn.sentHash = fnv(turn.sentHash, samples);
   audio.node.port.postMessage({ type: "chunk", turn: turn.number, samples }, [buffer]);
+  endIfComplete(turn);
+}
+
+// Once every sample of the turn is here, the worklet plays the last ones without waiting.
+function endIfComplete(turn) {
+  if (turn.ended || turn.expected === null || turn.received < turn.expected || !audio) return;
+  turn.ended = true;
+  audio.node.port.postMessage({ type: "end", turn: turn.number });
 }
 
 function fnv(hash, samples) {
@@ -142,11 +151,12 @@ function fromPlayer(message) {
   if (message.type === "progress") {
     anchor = { turn: message.turn, played: message.played, time: message.time };
     turn.played = Math.max(turn.played, message.played);
-    turn.underruns = message.underruns;
+    if (performance.now() - turn.reportedAt >= PLAYED_EVERY_MS) reportPlayed(turn, message);
   } else if (message.type === "finished") {
     turn.played = message.played;
     turn.playedHash = message.hash;
     turn.finished = true;
+    if (!turn.stopped) reportPlayed(turn, message, true);
     render(turn);
     updateButtons();
   } else if (message.type === "cleared") {
@@ -157,6 +167,14 @@ function fromPlayer(message) {
     turn.finished = true;
     updateButtons();
   }
+}
+
+// Tell the server how far the turn has played (its bridge drains into this page).
+function reportPlayed(turn, message, finished = false) {
+  const underruns = (message.underruns || 0) - turn.underruns;
+  turn.underruns += underruns;
+  turn.reportedAt = performance.now();
+  send({ type: "played", turn: turn.number, seconds: message.played / audio.rate, underruns, finished });
 }
 
 // Context time being heard now (what the speaker outputs), on the AudioContext clock.
@@ -189,12 +207,14 @@ function newTurn(message) {
     current: -1, // the word lit now
     spokenEnd: 0, // characters of the reply heard so far
     received: 0, // samples received
+    expected: null, // samples the turn has in all (`audio_end`)
+    ended: false, // the worklet was told it has them all
     sentHash: FNV_OFFSET, // FNV-1a of the samples received
     played: 0, // samples the worklet played
     playedHash: null,
-    underruns: 0,
-    done: null, // the `done` message
-    kept: null,
+    underruns: 0, // gaps reported to the server
+    reportedAt: 0, // performance.now() of the last `played` report
+    done: null, // the `done` message (it comes once the audio has played)
     stopped: false,
     stop: {}, // Stop: {at, heard, played, playedAfter, dropped}
     finished: false, // its audio has all played (or was cleared)
@@ -243,28 +263,26 @@ function onWord(message) {
   });
 }
 
+function onAudioEnd(message) {
+  const turn = demo.turns.get(message.turn);
+  if (!turn) return;
+  turn.expected = message.samples;
+  endIfComplete(turn);
+}
+
 function onDone(message) {
   const turn = demo.turns.get(message.turn);
   if (!turn) return;
   turn.done = message;
-  turn.kept = message.reply;
+  turn.finished = true;
   turn.elements.bot.classList.remove("writing");
-  if (audio) audio.node.port.postMessage({ type: "end", turn: turn.number });
-  if (message.samples === 0) turn.finished = true;
   turn.elements.metrics.replaceChildren(...metricsLine(message.metrics));
   render(turn);
   updateButtons();
-  if (pendingSay && turn.stopped) {
+  if (pendingSay) {
     send(pendingSay);
     pendingSay = null;
   }
-}
-
-function onKept(message) {
-  const turn = demo.turns.get(message.turn);
-  if (!turn) return;
-  turn.kept = message.reply;
-  render(turn);
 }
 
 function onError(message) {
@@ -273,6 +291,7 @@ function onError(message) {
     llm: "The LLM failed",
     speech: "Speech failed",
     input: "Not sent",
+    audio: "Playback failed",
     server: "Server error",
   };
   showError(titles[message.source] || "Error", message.message);
@@ -288,6 +307,7 @@ function metricsLine(metrics) {
     ["audio", seconds(metrics.audio_seconds)],
     ["RTF", metrics.real_time_factor === null ? "–" : metrics.real_time_factor.toFixed(2)],
   ];
+  if (metrics.underruns) items.push(["gaps", String(metrics.underruns)]);
   return items.map(([name, value]) => {
     const item = document.createElement("span");
     const label = document.createElement("b");
@@ -308,8 +328,9 @@ function render(turn) {
     element.textContent = text;
     return element;
   };
-  if (turn.stopped && turn.kept !== null) {
-    pieces.push(span("spoken", turn.kept), span("unheard", turn.text.slice(turn.kept.length)));
+  if (turn.stopped && turn.done) {
+    const end = turn.done.heard_end === null ? turn.text.length : turn.done.heard_end;
+    pieces.push(span("spoken", turn.text.slice(0, end)), span("unheard", turn.text.slice(end)));
     if (!reply.nextSibling.classList.contains("stopped")) {
       reply.after(span("stopped", "Stopped: the history keeps the reply as far as it was heard."));
     }
@@ -361,28 +382,28 @@ function say(event) {
   const message = {
     type: "say", text, voice: $("voice").value, rate: Number($("rate").value),
   };
-  if (current && !current.finished && !current.stopped) {
+  if (current && !current.done) {
     stop(); // barge in: the new message interrupts the reply being spoken
+    pendingSay = message; // sent when the server has ended that turn
+  } else {
+    send(message);
   }
-  if (current && current.stopped && !current.done) pendingSay = message;
-  else send(message);
 }
 
 function stop() {
   const turn = current;
-  if (!turn || turn.stopped || turn.finished) return;
+  if (!turn || turn.stopped || turn.done) return;
   turn.stopped = true;
   turn.stop.at = audio ? audio.context.currentTime : null;
   turn.stop.heard = heardSeconds(turn);
   if (audio) audio.node.port.postMessage({ type: "clear", turn: turn.number, at: turn.stop.at });
   send({ type: "interrupt", turn: turn.number, heard: turn.stop.heard });
-  turn.kept = null; // until the server says what it kept
   render(turn);
   updateButtons();
 }
 
 function updateButtons() {
-  const busy = current && !current.finished && !current.stopped;
+  const busy = current && !current.done && !current.stopped;
   $("stop").disabled = !busy;
 }
 
