@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,12 @@ FIRST = (
     "Paris is the capital of France. It sits on the Seine, and about two million people "
     "live in the city itself."
 )
-LONG = " ".join(["This reply is long enough to be stopped while it is still playing."] * 4)
-MORE = " It goes on after a pause, but nobody hears this part."
+LONG = (
+    "The Seine flows for about 775 kilometres, from Burgundy to the English Channel. In Paris "
+    "it is crossed by 37 bridges, and its banks are a World Heritage Site. Boat tours run all "
+    "year, and in summer a stretch of the quay becomes a beach."
+)
+MORE = " Nobody hears this part: the LLM writes it after the Stop."
 THIRD = "Yes, I am still here."
 
 TURN_STATE = """(n) => {
@@ -131,7 +136,7 @@ async def drive(llm: ScriptedLLM, tmp_path: Path) -> None:
             executable_path=CHROMIUM,
             headless=True,
             args=CHROMIUM_ARGS,
-            viewport={"width": 900, "height": 720},
+            viewport={"width": 900, "height": 820},
             device_scale_factor=1,
         )
         try:
@@ -145,7 +150,7 @@ async def drive(llm: ScriptedLLM, tmp_path: Path) -> None:
             await page.goto(server.url)
             await until(page, "() => !document.getElementById('send').disabled")
             await first_turn(page, wire, tmp_path)
-            await stopped_turn(page, wire, llm)
+            await stopped_turn(page, wire, llm, tmp_path)
             await turn_after_stop(page, wire, llm)
             await llm_failure(page)
             assert problems == []
@@ -160,7 +165,8 @@ async def drive(llm: ScriptedLLM, tmp_path: Path) -> None:
 
 
 async def first_turn(page: Page, wire: Wire, tmp_path: Path) -> None:
-    """Typed message -> streamed text and audio; every sample sent is played, unchanged."""
+    """Typed message -> streamed text and audio; every sample sent is played, unchanged; each
+    word is lit while it plays, in order."""
     await send(page, "What is the capital of France?")
     # the reply shows while the LLM is still writing (before the turn is done)
     partial = await until(
@@ -183,21 +189,40 @@ async def first_turn(page: Page, wire: Wire, tmp_path: Path) -> None:
     assert turn["playedHash"] == fnv1a(sent)  # the very samples the server sent, in order
     for name in ("first token", "first audio", "audio"):
         assert name in turn["metrics"].lower()
-    shot = await page.screenshot(path=str(tmp_path / "web-demo.png"))
-    assert shot.startswith(b"\x89PNG")
-    if os.environ.get("VOICEBRIDGE_WEB_SCREENSHOT") == "1":  # refresh docs/web-demo.png
-        SCREENSHOT.write_bytes(shot)
+    check_highlights(turn, FIRST)
 
 
-async def stopped_turn(page: Page, wire: Wire, llm: ScriptedLLM) -> None:
+def check_highlights(turn: dict[str, Any], reply: str, stopped_at: float | None = None) -> None:
+    """Words came with their place in the reply; each was lit in order, at its audio time."""
+    words, lit = turn["words"], turn["highlights"]
+    spoken = re.findall(r"\w+", reply)
+    assert [w["text"] for w in words] == spoken[: len(words)]
+    assert all(reply[w["span"][0] : w["span"][1]] == w["text"] for w in words)
+    indices = [h["index"] for h in lit]
+    assert indices == sorted(set(indices))  # in order, each once
+    assert [h["text"] for h in lit] == [words[i]["text"] for i in indices]
+    if stopped_at is None:
+        assert len(words) == len(spoken) and len(lit) >= 0.9 * len(words)
+    else:
+        assert len(lit) >= 3 and all(h["at"] <= stopped_at for h in lit)
+    # lit on the AudioContext clock at the word's time on the audio timeline (same offset)
+    offsets = [h["at"] - words[h["index"]]["start"] for h in lit]
+    assert max(offsets) - min(offsets) < 0.5
+
+
+async def stopped_turn(page: Page, wire: Wire, llm: ScriptedLLM, tmp_path: Path) -> None:
     """Stop: the worklet plays nothing after it beyond one buffer; the server stops the turn."""
-    await send(page, "Tell me something long.")
+    await send(page, "Tell me about the river.")
     await until(
         page,
         "(n) => { const t = window.voicebridgeDemo.turns.get(n);"
-        " return t && t.played > 0.6 * 22050 }",
+        " return t && t.played > 0.6 * 22050 && t.highlights.length >= 3 }",
         2,
     )
+    shot = await page.screenshot(path=str(tmp_path / "web-demo.png"))  # a word is lit
+    assert shot.startswith(b"\x89PNG")
+    if os.environ.get("VOICEBRIDGE_WEB_SCREENSHOT") == "1":  # refresh docs/web-demo.png
+        SCREENSHOT.write_bytes(shot)
     await page.click("#stop")
     turn = await until(
         page,
@@ -217,7 +242,14 @@ async def stopped_turn(page: Page, wire: Wire, llm: ScriptedLLM) -> None:
     done = wire.index(lambda f: isinstance(f, str) and f.startswith('{"type":"done","turn":2'))
     audio = wire.index(lambda f: isinstance(f, bytes) and AUDIO_HEADER.unpack_from(f)[0] == 2)
     assert len(done) == 1 and audio and audio[-1] < done[0]  # no audio of the turn after done
-    assert later["text"] == LONG  # the LLM stream was closed in its pause
+    assert LONG.startswith(later["text"])  # the LLM stream was closed before MORE
+    check_highlights(later, LONG, stopped_at=stop["at"])
+    heard_end = later["done"]["heard_end"]  # the page shows the heard part, the rest struck
+    assert later["done"]["reply"].rstrip() == LONG[:heard_end]
+    assert (
+        await page.locator(".bubble.bot").nth(1).locator(".unheard").text_content()
+        == (later["text"][heard_end:])
+    )
 
 
 async def turn_after_stop(page: Page, wire: Wire, llm: ScriptedLLM) -> None:
@@ -233,7 +265,7 @@ async def turn_after_stop(page: Page, wire: Wire, llm: ScriptedLLM) -> None:
     assert turn["played"] == len(sent) // 2 > 0 and turn["playedHash"] == fnv1a(sent)
     history = llm.requests[2]["messages"]
     assert history[-1] == {"role": "user", "content": "Are you still there?"}
-    assert history[-3] == {"role": "user", "content": "Tell me something long."}
+    assert history[-3] == {"role": "user", "content": "Tell me about the river."}
     kept = stopped["done"]["reply"]  # TurnMetrics.heard_text
     assert history[-2] == {"role": "assistant", "content": kept}
     assert LONG.startswith(kept) and len(kept) < len(LONG) / 2

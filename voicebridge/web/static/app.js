@@ -127,6 +127,7 @@ function receiveAudio(buffer) {
   if (header.getUint32(4, true) !== turn.received) {
     showError("Audio out of order", `turn ${turn.number}: a chunk is missing`);
   }
+  if (turn.received === 0) setPhase(turn, "speaking…");
   turn.received += samples.length;
   turn.sentHash = fnv(turn.sentHash, samples);
   audio.node.port.postMessage({ type: "chunk", turn: turn.number, samples }, [buffer]);
@@ -219,6 +220,8 @@ function newTurn(message) {
     stop: {}, // Stop: {at, heard, played, playedAfter, dropped}
     finished: false, // its audio has all played (or was cleared)
     elements: null,
+    voice: "",
+    phase: "",
   };
   const user = document.createElement("div");
   user.className = "bubble user";
@@ -229,12 +232,19 @@ function newTurn(message) {
   reply.className = "reply";
   const metrics = document.createElement("div");
   metrics.className = "metrics";
-  metrics.textContent = `${message.voice} · ${message.rate}× · waiting for the LLM…`;
   bot.append(reply, metrics);
   $("empty").hidden = true;
   $("conversation").append(user, bot);
   turn.elements = { bot, reply, metrics };
+  turn.voice = `${message.voice} · ${message.rate}×`;
+  setPhase(turn, "waiting for the LLM…");
   return turn;
+}
+
+// The line under a reply until its metrics come.
+function setPhase(turn, phase) {
+  turn.phase = phase;
+  turn.elements.metrics.textContent = `${turn.voice} · ${phase}`;
 }
 
 function onTurn(message) {
@@ -250,6 +260,7 @@ function onText(message) {
   const turn = demo.turns.get(message.turn);
   if (!turn) return;
   turn.text += message.text;
+  if (turn.phase !== "speaking…") setPhase(turn, "writing…");
   render(turn);
   scrollDown();
 }
@@ -267,6 +278,7 @@ function onAudioEnd(message) {
   const turn = demo.turns.get(message.turn);
   if (!turn) return;
   turn.expected = message.samples;
+  turn.elements.bot.classList.remove("writing"); // the LLM has finished: all of it is spoken
   endIfComplete(turn);
 }
 
