@@ -195,6 +195,7 @@ async def first_turn(page: Page, wire: Wire, tmp_path: Path) -> None:
 def check_highlights(turn: dict[str, Any], reply: str, stopped_at: float | None = None) -> None:
     """Words came with their place in the reply; each was lit in order, at its audio time."""
     words, lit = turn["words"], turn["highlights"]
+    assert words, "no word timings came: the embedded speech server must send word timestamps"
     spoken = re.findall(r"\w+", reply)
     assert [w["text"] for w in words] == spoken[: len(words)]
     assert all(reply[w["span"][0] : w["span"][1]] == w["text"] for w in words)

@@ -8,7 +8,6 @@
 const PREBUFFER_SECONDS = 0.1; // the worklet's jitter buffer
 const REPORT_EVERY = 4; // render quanta between the worklet's progress reports
 const PLAYED_EVERY_MS = 250; // between the page's `played` reports to the server
-const FNV_OFFSET = 0x811c9dc5;
 
 const $ = (id) => document.getElementById(id);
 
@@ -129,7 +128,6 @@ function receiveAudio(buffer) {
   }
   if (turn.received === 0) setPhase(turn, "speaking…");
   turn.received += samples.length;
-  turn.sentHash = fnv(turn.sentHash, samples);
   audio.node.port.postMessage({ type: "chunk", turn: turn.number, samples }, [buffer]);
   endIfComplete(turn);
 }
@@ -139,11 +137,6 @@ function endIfComplete(turn) {
   if (turn.ended || turn.expected === null || turn.received < turn.expected || !audio) return;
   turn.ended = true;
   audio.node.port.postMessage({ type: "end", turn: turn.number });
-}
-
-function fnv(hash, samples) {
-  for (const sample of samples) hash = Math.imul(hash ^ (sample & 0xffff), 0x01000193) >>> 0;
-  return hash;
 }
 
 function fromPlayer(message) {
@@ -210,9 +203,8 @@ function newTurn(message) {
     received: 0, // samples received
     expected: null, // samples the turn has in all (`audio_end`)
     ended: false, // the worklet was told it has them all
-    sentHash: FNV_OFFSET, // FNV-1a of the samples received
     played: 0, // samples the worklet played
-    playedHash: null,
+    playedHash: null, // the worklet's FNV-1a of the samples it played (player.js)
     underruns: 0, // gaps reported to the server
     reportedAt: 0, // performance.now() of the last `played` report
     done: null, // the `done` message (it comes once the audio has played)
@@ -395,7 +387,7 @@ function say(event) {
     type: "say", text, voice: $("voice").value, rate: Number($("rate").value),
   };
   if (current && !current.done) {
-    stop(); // barge in: the new message interrupts the reply being spoken
+    stop(); // barge in: the new message interrupts the reply still playing
     pendingSay = message; // sent when the server has ended that turn
   } else {
     send(message);
@@ -404,7 +396,7 @@ function say(event) {
 
 function stop() {
   const turn = current;
-  if (!turn || turn.stopped || turn.done) return;
+  if (!turn || turn.stopped || turn.done || turn.finished) return;
   turn.stopped = true;
   turn.stop.at = audio ? audio.context.currentTime : null;
   turn.stop.heard = heardSeconds(turn);
@@ -415,7 +407,7 @@ function stop() {
 }
 
 function updateButtons() {
-  const busy = current && !current.done && !current.stopped;
+  const busy = current && !current.done && !current.stopped && !current.finished;
   $("stop").disabled = !busy;
 }
 
