@@ -20,7 +20,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.llm.scripted_llm import Fail, Pause, Reply, ScriptedLLM, say
-from tests.web.conftest import Page, bridge_threads, open_page, web_server
+from tests.web.conftest import Page, TurnSeen, bridge_threads, open_page, web_server
 from voicebridge.errors import ConfigurationError
 from voicebridge.session import SessionSettings
 from voicebridge.web import WebLimits, WebServer, add_arguments
@@ -245,7 +245,6 @@ def test_speech_failing_is_reported(llm: ScriptedLLM) -> None:
 
 
 def test_sessions_are_bounded_and_each_has_its_own_bridge(llm: ScriptedLLM) -> None:
-    llm.queue(Reply(say("One reply for the first tab."), token_delay=0.02))
     limits = WebLimits(max_sessions=2)
 
     async def scenario() -> tuple[list[str], int, int | None]:
@@ -261,7 +260,7 @@ def test_sessions_are_bounded_and_each_has_its_own_bridge(llm: ScriptedLLM) -> N
                     code = third.close_code
                 assert refused["source"] == "server"
                 assert refused["message"].startswith("the server is busy: 2 sessions are open")
-                assert b.text == "You said: From B" and a.text
+                assert (a.text, b.text) == ("You said: Hello from A", "You said: From B")
             await wait_for(lambda: server.sessions == 0)
             return threads, server.sessions, code
 
@@ -323,16 +322,20 @@ async def wait_for(condition: Any, timeout: float = 10.0) -> None:
 def test_stop_keeps_the_reply_as_far_as_it_was_heard(llm: ScriptedLLM) -> None:
     """Stop with ``heard``: the bridge's heard_text (what the page played) goes to the history."""
     reply = "First sentence here. Second sentence there. Third sentence last."
-    llm.queue(Reply([*say(reply), Pause(5.0)]))  # the LLM is still writing at Stop
+    llm.queue(Reply([*say(reply), Pause(3.0)]))  # the LLM is still writing at Stop
 
     async def scenario() -> dict[str, Any]:
         async with web_server(llm) as server, open_page(server, plays=False) as page:
             await page.send(type="say", text="Go")
-            await page.until("audio_end", turn=1)  # "First ... there." synthesized
+            while len(page.turns.get(1, TurnSeen()).audio) < 2 * 2 * 22050:  # 2 s received
+                await page.receive()
             await page.send(type="played", turn=1, seconds=0.5)
             await page.send(type="interrupt", turn=1, heard=1.6)
             done = await page.until("done", turn=1)
+            assert not any(m["type"] == "audio_end" for m in page.messages)
+            page.plays = True
             await page.turn("Next")
+            await asyncio.to_thread(llm.wait_streams, disconnects=1, timeout=10)
             return done
 
     done = run(scenario())
