@@ -177,6 +177,7 @@ class SessionCore:
         self._heard_at = 0.0  # last frame of any kind on the current connection
         self._progress_at = 0.0  # last task event or audio on the current task
         self._pinged = False
+        self._was_owed = False  # an answer was owed at the end of the last call
         # the turn
         self._turn: Turn | None = None
         self._task_turn: Turn | None = None  # the turn the running task speaks for
@@ -434,6 +435,11 @@ class SessionCore:
     def _take(self, now: float) -> list[Action]:
         if not self._closed:
             self._pump(now)
+        owed = self._link is _Link.UP and self._owed()
+        if owed and not self._was_owed:  # silence counts from when an answer became owed
+            self._heard_at = self._progress_at = now
+            self._pinged = False
+        self._was_owed = owed
         return self._actions_only()
 
     def _actions_only(self) -> list[Action]:
@@ -509,10 +515,7 @@ class SessionCore:
         self._sent_at = now
 
     def _send(self, frame: str, now: float) -> None:
-        """Queue a frame; an answer is owed from now, so silence is measured from here."""
         self._actions.append(Send(self._conn, frame))
-        self._heard_at = max(self._heard_at, now)
-        self._progress_at = max(self._progress_at, now)
 
     def _finish_task(self, now: float) -> None:
         if self._protocol.state is ClientState.STARTED:
