@@ -253,8 +253,7 @@ def test_errors_that_retrying_cannot_fix_end_the_turn_at_once() -> None:
     speak(loop)
     [turn] = loop.ended
     assert isinstance(turn.error, AuthenticationError) and loop.connects == 1
-    unspoken = turn.error.unspoken_text
-    assert unspoken and TEXT.startswith(unspoken), "the text read so far comes back"
+    assert TEXT.startswith(turn.error.unspoken_text), "the text read so far comes back"
 
     loop = Loop()
     loop.turn()
@@ -358,11 +357,12 @@ def test_an_idle_connection_closed_between_turns_is_reopened_quietly() -> None:
     assert [t.error for t in loop.ended] == [None, None] and loop.connects == 2
 
 
-def test_an_empty_turn_ends_at_once_without_connecting() -> None:
+def test_the_connection_opens_when_the_turn_starts_and_the_task_with_the_first_text() -> None:
     loop = Loop()
     loop.turn()
+    assert loop.connects == 1 and not loop.sent, "the handshake overlaps the LLM's first token"
     loop.end()
-    assert loop.ended and loop.ended[0].error is None and loop.connects == 0
+    assert loop.ended and loop.ended[0].error is None and not loop.sent, "no text, no task"
 
 
 def test_words_land_on_the_turns_timeline_through_replays() -> None:

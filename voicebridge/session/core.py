@@ -188,6 +188,8 @@ class SessionCore:
         self._source_done = False
         self._text_at: float | None = None  # last text from the source
         self._idle_flushed = False  # the pause's whole-word flush is done
+        self._holding = False  # the fragmenter may hold text since the last fragment
+        self.sooner = False  # a deadline may have come sooner since the driver last looked
         self._sent_at = 0.0  # last text sent on the current task
         self._task_billed = 0
         self._failures = 0  # failures since text was last spoken
@@ -224,13 +226,19 @@ class SessionCore:
 
     def feed(self, text: str, now: float) -> list[Action]:
         turn = self._active()
-        if turn is not None and text:
-            turn.characters_read += len(text)
-            if turn.first_text_at is None:
-                turn.first_text_at = now
-            self._text_at = now
-            self._idle_flushed = False
-            self._queue(self._fragmenter.feed(text), now, flush_last=False)
+        if turn is None or not text:
+            return []
+        turn.characters_read += len(text)
+        if turn.first_text_at is None:
+            turn.first_text_at = now
+        self._text_at = now
+        self._idle_flushed = False
+        fragments = self._fragmenter.feed(text)
+        if not fragments:  # most tokens: held by the fragmenter, nothing else changes
+            if not self._holding:
+                self._holding = self.sooner = True  # the idle timer starts
+            return []
+        self._queue(fragments, now, flush_last=False)
         return self._take(now)
 
     def flush(self, now: float) -> list[Action]:
@@ -330,6 +338,8 @@ class SessionCore:
             return self._take(now)
         self._heard_at = self._progress_at = now
         self._pinged = False
+        if _is_synthesis_notice(text):
+            return []  # one before every audio frame; it says nothing the audio does not
         try:
             event = self._protocol.receive_text(text)
         except VoiceBridgeError as exc:  # malformed: like a dropped connection
@@ -433,6 +443,8 @@ class SessionCore:
     # ------------------------------------------------------------------ internals: tasks
 
     def _take(self, now: float) -> list[Action]:
+        self._holding = False
+        self.sooner = True
         if not self._closed:
             self._pump(now)
         owed = self._link is _Link.UP and self._owed()
@@ -447,7 +459,9 @@ class SessionCore:
         return actions
 
     def _needs_link(self) -> bool:
-        return self._want_link or bool(self._replay or self._outbox) or self._ledger_busy()
+        """A connection is wanted: asked for, or a turn runs (opened at the turn's start, so the
+        handshake overlaps the LLM's first token; the task starts with the first fragment)."""
+        return self._want_link or self._active() is not None or self._ledger_busy()
 
     def _ledger_busy(self) -> bool:
         return not self._ledger.empty
@@ -681,3 +695,15 @@ class SessionCore:
 
     def _recheck_after(self) -> float:
         return max(_MIN_RECHECK, self._owed_audio() - self.settings.max_buffered_audio)
+
+
+def _is_synthesis_notice(text: str) -> bool:
+    """A sentence-synthesis event (checked without decoding: half of all frames are these).
+    Anything that names another event or carries text is decoded in full."""
+    return (
+        "sentence-synthesis" in text
+        and "original_text" not in text
+        and "task-" not in text
+        and "sentence-end" not in text
+        and "sentence-begin" not in text
+    )

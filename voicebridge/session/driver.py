@@ -124,7 +124,8 @@ class SessionDriver:
         if io:
             self._io.extend(io)
             self._wake.notify()
-        elif self._waiting_until is not None:
+        elif self._waiting_until is not None and self.core.sooner:
+            self.core.sooner = False
             deadline = self.core.next_deadline()
             if deadline is not None and deadline < self._waiting_until:
                 self._wake.notify()

@@ -22,11 +22,12 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from ..chat import add_llm_and_speech_arguments, choose_llm
+from ..chat import DEFAULT_SYSTEM, add_llm_arguments, choose_llm
+from ..cli import add_speech_arguments, positive_int
 from ..config import resolve_api_key
 from ..errors import ConfigurationError
-from ..voices import MODEL_VOICES
-from .messages import MAX_RATE, MIN_RATE, WebLimits
+from ..voices import model_voices
+from .messages import WebLimits
 from .server import WebServer
 from .session import SessionConfig
 
@@ -34,27 +35,24 @@ __all__ = ["SessionConfig", "WebLimits", "WebServer", "add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``voicebridge web`` arguments: ``chat``'s LLM and speech choices, and the server's."""
-    add_llm_and_speech_arguments(parser)
+    """The ``voicebridge web`` arguments: ``chat``'s LLM and speech choices (the voice and rate
+    are the page's defaults), and the server's own."""
+    add_llm_arguments(parser)
+    add_speech_arguments(parser, model_flag="--tts-model")
     web = parser.add_argument_group("web demo")
     web.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     web.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free)")
-    web.add_argument("--rate", type=float, default=1.0, help="default speech rate 0.5-2.0")
     web.add_argument(
-        "--max-sessions", type=int, default=8, help="browser tabs served at once (default 8)"
+        "--max-sessions", type=positive_int, default=8, help="browser tabs served at once (8)"
     )
 
 
 def run(args: argparse.Namespace) -> int:
     """Serve the demo until Ctrl-C or SIGTERM; returns the exit status. A bad argument or a busy
     port raises :class:`~voicebridge.errors.ConfigurationError` (one line)."""
-    voices = MODEL_VOICES.get(args.tts_model, {})
-    if voices and args.voice not in voices:
+    voices = model_voices(args.tts_model)
+    if voices and args.voice not in {v.name for v in voices}:
         raise ConfigurationError(f"voice {args.voice!r} does not exist for {args.tts_model}")
-    if not MIN_RATE <= args.rate <= MAX_RATE:
-        raise ConfigurationError(f"--rate must be between {MIN_RATE:g} and {MAX_RATE:g}")
-    if args.max_sessions < 1:
-        raise ConfigurationError("--max-sessions must be at least 1")
     embedded = (
         args.url is None
         and resolve_api_key() is None
@@ -62,9 +60,11 @@ def run(args: argparse.Namespace) -> int:
     )
     endpoint = choose_llm(args.base_url, args.model, args.api_key)
     with contextlib.ExitStack() as stack:
+        system = DEFAULT_SYSTEM
         if endpoint.local:
-            from ..local_llm import LocalLLM
+            from ..local_llm import SYSTEM_PROMPT, LocalLLM
 
+            system = SYSTEM_PROMPT
             print(f"starting the {endpoint.label}...", file=sys.stderr, flush=True)
             endpoint = replace(endpoint, base_url=stack.enter_context(LocalLLM()).base_url)
         config = SessionConfig(
@@ -72,10 +72,13 @@ def run(args: argparse.Namespace) -> int:
             voices=voices,
             voice=args.voice,
             rate=args.rate,
+            volume=args.volume,
+            pitch=args.pitch,
+            sample_rate=args.sample_rate,
             tts_model=args.tts_model,
             speech_url=args.url,
             speech_label=args.url or "the CosyVoice service",
-            system=args.system or None,
+            system=(system if args.system is None else args.system) or None,
             max_tokens=args.max_tokens,
             limits=WebLimits(max_sessions=args.max_sessions),
         )
@@ -83,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
             config,
             host=args.host,
             port=args.port,
-            embedded_engine=args.engine if embedded else None,
+            embedded_engine=(args.engine or "espeak") if embedded else None,
+            piper_voice=args.piper_voice,
         )
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_serve(server))

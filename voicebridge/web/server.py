@@ -66,8 +66,9 @@ class WebServer:
     """``async with WebServer(config) as server:`` serves ``server.url`` until the block ends.
 
     ``port`` 0 picks a free port (:attr:`port` holds it after start). ``embedded_engine``
-    ("espeak", "tone") starts a local speech server for the sessions; None uses
-    ``config.speech_url`` (None there: the bridge's own choice, e.g. ``DASHSCOPE_API_KEY``).
+    ("espeak", "tone", "piper" with ``piper_voice``) starts a local speech server for the
+    sessions; None uses ``config.speech_url`` (None there: the bridge's own choice, e.g.
+    ``DASHSCOPE_API_KEY``).
     """
 
     def __init__(
@@ -77,11 +78,13 @@ class WebServer:
         host: str = "127.0.0.1",
         port: int = 8000,
         embedded_engine: str | None = None,
+        piper_voice: str | None = None,
     ) -> None:
         self.config = config
         self.host = host
         self.port = port
         self._embedded_engine = embedded_engine
+        self._piper_voice = piper_voice
         self._files = _static_files()
         self._server: Server | None = None
         self._speech: LocalServer | None = None
@@ -112,7 +115,9 @@ class WebServer:
             return
         try:
             if self._embedded_engine is not None:
-                self._speech = LocalServer(engine=self._embedded_engine)
+                self._speech = LocalServer(
+                    engine=self._embedded_engine, piper_voice=self._piper_voice
+                )
                 await self._speech.start()
                 label = f"embedded local server ({self._embedded_engine}, offline)"
                 self.config = replace(self.config, speech_url=self._speech.url, speech_label=label)

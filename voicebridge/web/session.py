@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -28,6 +28,7 @@ from ..errors import AudioError, RemoteProtocolError, SourceError, VoiceBridgeEr
 from ..llm import StreamEvent, TextDelta, aiter_events
 from ..session import SessionSettings
 from ..turn import AudioChunk, TurnMetrics, Word
+from ..voices import Voice
 from .conversation import Conversation, Turn
 from .messages import (
     FloodGuard,
@@ -57,9 +58,11 @@ class SessionConfig:
     """What every session of one server shares: the LLM, the speech service, the limits."""
 
     llm: LLMEndpoint  # its base_url is where to send requests (a local LLM already started)
-    voices: Mapping[str, str]  # voice name -> language, for the selector (empty: any name)
+    voices: Sequence[Voice]  # the model's voices, for the selector (empty: any name)
     voice: str = "longxiaochun_v2"
     rate: float = 1.0
+    volume: int = 50
+    pitch: float = 1.0
     tts_model: str = "cosyvoice-v2"
     speech_url: str | None = None  # None: the bridge's own choice (DASHSCOPE_API_KEY: the service)
     speech_label: str = "the CosyVoice service"
@@ -157,7 +160,7 @@ class WebSession:
             await self._error("input", "a reply is still being spoken: press Stop first")
             return
         voice = say.voice or self._voice
-        if self._config.voices and voice not in self._config.voices:
+        if self._config.voices and voice not in {v.name for v in self._config.voices}:
             await self._error("input", f"unknown voice {voice!r}")
             return
         self._voice, self._rate = voice, say.rate or self._rate
@@ -298,6 +301,8 @@ class WebSession:
             voice=voice,
             model=config.tts_model,
             rate=rate,
+            volume=config.volume,
+            pitch=config.pitch,
             sample_rate=config.sample_rate,
             url=config.speech_url,
             sinks=[self._sink],  # the page plays the audio
@@ -321,7 +326,7 @@ class WebSession:
         return encode(
             "ready",
             sample_rate=config.sample_rate,
-            voices=sorted(config.voices.items(), key=lambda item: (item[1], item[0])),
+            voices=[[v.name, v.language, v.gender] for v in config.voices],
             voice=self._voice,
             rate=self._rate,
             llm=f"{config.llm.label}, model {config.llm.model}",

@@ -89,14 +89,14 @@ function fillVoices(voices, chosen) {
   const select = $("voice");
   select.replaceChildren();
   const groups = new Map();
-  for (const [name, language] of voices) {
+  for (const [name, language, gender] of voices) {
     if (!groups.has(language)) {
       const group = document.createElement("optgroup");
       group.label = language;
       groups.set(language, group);
       select.append(group);
     }
-    groups.get(language).append(new Option(name, name));
+    groups.get(language).append(new Option(gender ? `${name} · ${gender}` : name, name));
   }
   if (!voices.some(([name]) => name === chosen)) select.add(new Option(chosen, chosen));
   select.value = chosen;
