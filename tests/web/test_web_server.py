@@ -278,7 +278,10 @@ def test_sessions_are_bounded_and_each_has_its_own_bridge(llm: ScriptedLLM) -> N
 
 
 def test_a_tab_closing_mid_reply_cancels_its_turn_and_leaks_nothing(llm: ScriptedLLM) -> None:
-    llm.queue(Reply(say("A reply that is cut off by a closing tab. " * 5), token_delay=0.05))
+    # the LLM is still writing (in its pause) when the tab closes; the tokens after it are
+    # spaced, so the scripted server sees the closed connection on its second write
+    after = say(" Nobody reads these words any more.")
+    llm.queue(Reply([*say("A reply cut off by a closing tab."), Pause(3.0), *after], 0.05))
 
     async def scenario() -> int:
         async with web_server(llm) as server:
@@ -286,8 +289,9 @@ def test_a_tab_closing_mid_reply_cancels_its_turn_and_leaks_nothing(llm: Scripte
                 await page.send(type="say", text="Talk")
                 while not page.turns.get(1) or not page.turns[1].audio:
                     await page.receive()
-            # the tab is gone: its LLM stream is closed, its bridge closed, its threads joined
-            await asyncio.to_thread(llm.wait_streams, disconnects=1)
+                page.ws.transport.abort()  # the tab is gone: no close handshake
+            # its LLM stream is closed, its bridge closed, its threads joined
+            await asyncio.to_thread(llm.wait_streams, disconnects=1, timeout=10)
             await wait_for(lambda: server.sessions == 0)
             await wait_for(lambda: bridge_threads() == [])
             return server.sessions
@@ -322,7 +326,8 @@ async def wait_for(condition: Any, timeout: float = 10.0) -> None:
 def test_stop_keeps_the_reply_as_far_as_it_was_heard(llm: ScriptedLLM) -> None:
     """Stop with ``heard``: the bridge's heard_text (what the page played) goes to the history."""
     reply = "First sentence here. Second sentence there. Third sentence last."
-    llm.queue(Reply([*say(reply), Pause(3.0)]))  # the LLM is still writing at Stop
+    after = say(" And then some words nobody hears.")  # spaced: the closed stream is seen
+    llm.queue(Reply([*say(reply), Pause(3.0), *after], token_delay=0.02))  # writing at Stop
 
     async def scenario() -> dict[str, Any]:
         async with web_server(llm) as server, open_page(server, plays=False) as page:
