@@ -33,6 +33,8 @@ from .session import SessionConfig
 
 __all__ = ["SessionConfig", "WebLimits", "WebServer", "add_arguments", "run"]
 
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``voicebridge web`` arguments: ``chat``'s LLM and speech choices (the voice and rate
@@ -112,4 +114,11 @@ async def _serve(server: WebServer) -> None:
             file=sys.stderr,
             flush=True,
         )
+        if server.host not in _LOOPBACK:
+            print(
+                f"  warning: listening on {server.host}: whoever reaches this port uses this "
+                "server's LLM and speech service",
+                file=sys.stderr,
+                flush=True,
+            )
         await stopping.wait()

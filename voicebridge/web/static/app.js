@@ -44,7 +44,8 @@ function connect() {
     setConnection("closed", "disconnected");
     setEnabled(false);
     const reason = event.reason ? `: ${event.reason}` : "";
-    showError("Connection closed", `(code ${event.code}${reason}). Reload the page to start again.`);
+    const last = demo.errors.length ? `${demo.errors[demo.errors.length - 1].message} ` : "";
+    showError("Connection closed", `${last}(code ${event.code}${reason}). Reload the page.`);
   };
 }
 
