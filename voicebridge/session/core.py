@@ -48,7 +48,7 @@ from ..protocol import (
 )
 from ..text.billing import count_characters
 from ..text.fragmenter import Fragment, Fragmenter
-from ..turn import Turn, Word
+from ..turn import OpenSentence, Turn, Word
 from .ledger import Acknowledgement, Ledger, Piece, WordTimes
 from .settings import SessionSettings
 
@@ -173,6 +173,7 @@ class SessionCore:
         self._protocol = ClientProtocol()
         self._want_link = False  # preconnect() asked for a connection
         self._want_task = False  # preconnect(start_task=True) asked for a task
+        self._ever_connected = False  # a connection of this session succeeded once
         self._retry_at: float | None = None
         self._heard_at = 0.0  # last frame of any kind on the current connection
         self._progress_at = 0.0  # last task event or audio on the current task
@@ -284,6 +285,7 @@ class SessionCore:
     def connected(self, conn: int, now: float) -> list[Action]:
         if conn == self._conn and self._link is _Link.CONNECTING:
             self._link = _Link.UP
+            self._ever_connected = True
             self._protocol = ClientProtocol()
             self._heard_at = self._progress_at = now
             self._pinged = False
@@ -562,8 +564,15 @@ class SessionCore:
         if turn is None or turn is not self._active():
             return
         if event.type == "sentence-begin":
-            self._ledger.sentence_begin()
+            start = self._ledger.sentence_begin()
+            turn.open_sentence = OpenSentence(
+                start,
+                turn.characters_spoken,
+                event.original_text or "",
+                self._seconds_per_character,
+            )
         elif event.type == "sentence-end" or (event.type is None and event.original_text):
+            turn.open_sentence = None
             ack = self._ledger.sentence_end(event.original_text, event.words)
             if ack is None:  # settled at task-finished
                 log.debug("sentence-end text not at the head of the unspoken text")
@@ -623,7 +632,8 @@ class SessionCore:
             self._failing_since = now
         s = self.settings
         spent = now - self._failing_since
-        if self._failures > s.max_retries or spent > s.retry_window:
+        window = s.retry_window if self._ever_connected else s.first_connect_window
+        if self._failures > s.max_retries or spent > window:
             log.warning(
                 "giving up the turn after %d failed attempts in %.1f s with nothing spoken: %s",
                 self._failures,
