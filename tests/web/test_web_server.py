@@ -22,7 +22,6 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from tests.llm.scripted_llm import Fail, Pause, Reply, ScriptedLLM, say
 from tests.web.conftest import Page, TurnSeen, bridge_threads, open_page, web_server
 from voicebridge.errors import ConfigurationError
-from voicebridge.session import SessionSettings
 from voicebridge.web import WebLimits, WebServer, add_arguments
 from voicebridge.web import run as web_run
 
@@ -225,12 +224,7 @@ def test_the_llm_unreachable_is_reported(llm: ScriptedLLM) -> None:
 def test_speech_failing_is_reported(llm: ScriptedLLM) -> None:
     async def scenario() -> dict[str, Any]:
         async with (
-            web_server(
-                llm,
-                engine=None,
-                speech_url="ws://127.0.0.1:9/api-ws/v1/inference",
-                speech_settings=SessionSettings(max_retries=1),
-            ) as s,
+            web_server(llm, engine=None, speech_url="ws://127.0.0.1:9/api-ws/v1/inference") as s,
             open_page(s) as page,
         ):
             await page.send(type="say", text="Hello")

@@ -26,7 +26,6 @@ from ..bridge import VoiceBridge
 from ..chat import DEFAULT_SYSTEM, LLMEndpoint
 from ..errors import AudioError, RemoteProtocolError, SourceError, VoiceBridgeError
 from ..llm import StreamEvent, TextDelta, aiter_events
-from ..session import SessionSettings
 from ..turn import AudioChunk, TurnMetrics, Word
 from ..voices import Voice
 from .conversation import Conversation, Turn
@@ -70,7 +69,6 @@ class SessionConfig:
     max_tokens: int = 200
     sample_rate: int = 22050
     playback_stall_timeout: float = 10.0  # seconds a playing page may go without a report
-    speech_settings: SessionSettings | None = None  # the bridges' (None: their defaults)
     limits: WebLimits = field(default_factory=WebLimits)
 
 
@@ -306,7 +304,6 @@ class WebSession:
             sample_rate=config.sample_rate,
             url=config.speech_url,
             sinks=[self._sink],  # the page plays the audio
-            settings=config.speech_settings,
         )
         self._bridge, self._bridge_key = bridge, (voice, rate)
         await asyncio.to_thread(bridge.preconnect)
