@@ -279,3 +279,5 @@ async def llm_failure(page: Page) -> None:
     banner = await page.text_content("#error")
     assert banner is not None
     assert "The LLM failed" in banner and "the model is overloaded" in banner
+    errors = await page.evaluate("() => window.voicebridgeDemo.errors")
+    assert [e["source"] for e in errors] == ["llm"]  # the only error of the whole session

@@ -166,7 +166,7 @@ function fromPlayer(message) {
 
 // Tell the server how far the turn has played (its bridge drains into this page).
 function reportPlayed(turn, message, finished = false) {
-  const underruns = (message.underruns || 0) - turn.underruns;
+  const underruns = Math.max(0, message.underruns - turn.underruns); // new gaps only
   turn.underruns += underruns;
   turn.reportedAt = performance.now();
   send({ type: "played", turn: turn.number, seconds: message.played / audio.rate, underruns, finished });

@@ -6,8 +6,8 @@
 // or its last chunk has come. Messages in: chunk {turn, samples: Int16Array}, end {turn},
 // clear {turn, at}. Messages out: progress {turn, played, time, hash, underruns} every
 // `reportEvery` render quanta while playing (`played` samples of the turn were played before
-// context time `time`), finished {turn, played, hash}, cleared {turn, played, playedAfter,
-// dropped}. `hash` is FNV-1a over the played samples (16 bits each), so the page can prove that
+// context time `time`), finished {turn, played, hash, underruns}, cleared {turn, played,
+// playedAfter, dropped}. `hash` is FNV-1a over the played samples (16 bits each), so the page can prove that
 // what it played is what the server sent.
 
 const FNV_OFFSET = 0x811c9dc5;
@@ -137,7 +137,10 @@ class VoicebridgePlayer extends AudioWorkletProcessor {
   finish() {
     this.finished = true;
     this.dry = false;
-    this.port.postMessage({ type: "finished", turn: this.turn, played: this.played, hash: this.hash });
+    this.port.postMessage({
+      type: "finished", turn: this.turn, played: this.played, hash: this.hash,
+      underruns: this.underruns,
+    });
   }
 }
 
