@@ -17,12 +17,13 @@ from ..bridge import VoiceBridge
 from ..errors import ConfigurationError
 from ..llm import EndOfTurn
 
-__all__ = ["BridgePool", "TextFeed"]
+__all__ = ["BridgePool", "TextFeed", "in_executor"]
 
 _T = TypeVar("_T")
 
 
-async def _in_executor(call: Callable[[], _T]) -> _T:
+async def in_executor(call: Callable[[], _T]) -> _T:
+    """Run a blocking call (making or closing a bridge) in the loop's default executor."""
     return await asyncio.get_running_loop().run_in_executor(None, call)
 
 
@@ -107,7 +108,7 @@ class BridgePool:
         """An idle bridge (a new one when all are busy), given back when the block ends."""
         if self._retired:
             raise ConfigurationError("this TTS plugin is closed")
-        bridge = self._idle.pop() if self._idle else await _in_executor(self._make)
+        bridge = self._idle.pop() if self._idle else await in_executor(self._make)
         self._lent.add(bridge)
         try:
             yield bridge
@@ -124,7 +125,7 @@ class BridgePool:
             spare.append(self._first)
         for bridge in spare:
             self._idle.remove(bridge)
-            await _in_executor(bridge.close)
+            await in_executor(bridge.close)
 
     async def retire(self) -> None:
         """Close idle bridges now and the others as their turns end; borrow no more."""
@@ -139,4 +140,4 @@ class BridgePool:
         everything = [b for b in (*self._idle, *self._lent) if b is not self._first]
         self._idle.clear()
         for bridge in [*everything, self._first]:
-            await _in_executor(bridge.close)
+            await in_executor(bridge.close)

@@ -7,7 +7,7 @@ through ``VoiceBridge.astream``; the plugins are written against ``astream_event
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from ..bridge import TurnMetrics, VoiceBridge
@@ -30,10 +30,10 @@ class Word:
 
 async def turn_events(
     bridge: VoiceBridge, source: object
-) -> AsyncIterator[AudioChunk | Word | TurnMetrics]:
+) -> AsyncGenerator[AudioChunk | Word | TurnMetrics, None]:
     bytes_per_second = 2 * bridge.format.sample_rate
     position = 0
-    async with contextlib.aclosing(bridge.astream(source)) as chunks:
+    async with contextlib.aclosing(bridge.astream(source)) as chunks:  # type: ignore[type-var]
         async for data in chunks:
             yield AudioChunk(data, position / bytes_per_second)
             position += len(data)

@@ -19,22 +19,22 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 from livekit.agents import APIConnectOptions, APIError, tts, utils
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, TimedString
 
 from ..errors import VoiceBridgeError
 from ..text.billing import is_cjk_ideograph
-from ._common import BridgePool, TextFeed
+from ._common import BridgePool
 from ._interim import AudioChunk, Word, turn_events
 
 __all__ = ["TTS"]
 
-_Input = str | tts.SynthesizeStream._FlushSentinel
+_Input: TypeAlias = "str | tts.SynthesizeStream._FlushSentinel"
 
 
-class TTS(tts.TTS):
+class TTS(tts.TTS[Literal["metrics_collected", "error"]]):
     """A LiveKit ``tts.TTS`` speaking through CosyVoice duplex synthesis (voicebridge).
 
     ``url`` and ``api_key`` default to the environment (``DASHSCOPE_API_KEY``,

@@ -42,7 +42,7 @@ from pipecat.transcriptions.language import Language
 
 from ..errors import VoiceBridgeError
 from ..text.billing import is_cjk_ideograph
-from ._common import BridgePool, TextFeed
+from ._common import BridgePool, TextFeed, in_executor
 from ._interim import AudioChunk, Word, turn_events
 
 __all__ = ["CosyVoiceTTSService"]
@@ -81,12 +81,11 @@ class CosyVoiceTTSService(TTSService):
         url: str | None = None,
         api_key: str | None = None,
         bridge_options: Mapping[str, Any] | None = None,
-        text_aggregation_mode: TextAggregationMode = TextAggregationMode.TOKEN,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("text_aggregation_mode", TextAggregationMode.TOKEN)
         super().__init__(
             settings=TTSSettings(model=model, voice=voice, language=language),
-            text_aggregation_mode=text_aggregation_mode,
             push_start_frame=True,
             push_text_frames=False,  # the word times make the TTSTextFrames
             append_trailing_space=True,
@@ -130,7 +129,7 @@ class CosyVoiceTTSService(TTSService):
         options.update(voice=settings.voice, model=settings.model, sample_rate=self.sample_rate)
         if settings.language:
             options["language_hints"] = [settings.language]
-        old, self._pool = self._pool, BridgePool(options)
+        old, self._pool = self._pool, await in_executor(lambda: BridgePool(options))
         if old is not None:
             await old.retire()  # its running turns finish on their bridges
 
@@ -139,8 +138,8 @@ class CosyVoiceTTSService(TTSService):
             pool, self._pool = self._pool, None
             await pool.aclose()
 
-    async def _update_settings(self, delta: TTSSettings) -> dict[str, Any]:
-        changed = await super()._update_settings(delta)
+    async def _update_settings(self, delta: TTSSettings) -> dict[str, Any]:  # type: ignore[override]
+        changed: dict[str, Any] = await super()._update_settings(delta)
         if self._pool is not None and changed.keys() & {"voice", "model", "language"}:
             await self._new_pool()
         return changed
