@@ -40,7 +40,7 @@ from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TextAggregationMode, TTSService
 from pipecat.transcriptions.language import Language
 
-from ..errors import VoiceBridgeError
+from ..errors import ConfigurationError, VoiceBridgeError
 from ..text.billing import is_cjk_ideograph
 from ._common import BridgePool, TextFeed, in_executor
 from ._interim import AudioChunk, Word, turn_events
@@ -200,12 +200,11 @@ class CosyVoiceTTSService(TTSService):
 
     async def _speak(self, context_id: str, turn: _Turn) -> None:
         """The turn's task: audio and word times into the audio context, then its end."""
-        pool = self._pool
-        if pool is None:
-            return
         try:
+            if self._pool is None:
+                raise ConfigurationError(f"{self} has no connection: its start failed")
             async with (
-                pool.borrow() as bridge,
+                self._pool.borrow() as bridge,
                 contextlib.aclosing(turn_events(bridge, turn.feed)) as events,
             ):
                 async for event in events:
