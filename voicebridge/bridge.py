@@ -39,6 +39,7 @@ __all__ = ["TurnMetrics", "VoiceBridge"]
 log = logging.getLogger("voicebridge.bridge")
 
 _DRAIN_MARGIN = 10.0  # seconds allowed beyond the buffered audio for sinks to drain
+_INTERRUPT_SETTLE = 5.0  # seconds an interrupted turn waits for the worker to drop its task
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,17 @@ def _pcm_format(sample_rate: int) -> AudioFormat:
         if candidate.format == "pcm" and candidate.sample_rate == sample_rate:
             return candidate
     raise ConfigurationError(f"unsupported sample_rate {sample_rate}")
+
+
+async def _settle(record: TurnRecord) -> None:
+    """Wait (bounded) until the worker has dropped an interrupted turn, through repeated
+    cancellation: the next turn must not find this one's task still open on the worker."""
+    settled = asyncio.get_running_loop().run_in_executor(
+        None, record.done.wait, _INTERRUPT_SETTLE
+    )
+    while not settled.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(settled)
 
 
 def _since(start: float | None, end: float | None) -> float | None:
@@ -186,6 +198,7 @@ class VoiceBridge:
         except BaseException:
             self.interrupt()
             self._session.end_turn(turn)
+            record.done.wait(_INTERRUPT_SETTLE)  # the next turn must not find this one's task
             raise
         finally:
             self._end(turn)
@@ -212,6 +225,7 @@ class VoiceBridge:
         except BaseException:  # CancelledError included: barge-in, then propagate
             self.interrupt()
             self._session.end_turn(turn)
+            await _settle(record)
             raise
         finally:
             self._end(turn)
