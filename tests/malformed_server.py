@@ -15,6 +15,7 @@ class MalformedServer:
     def __init__(self, reply: str) -> None:
         self.reply = reply
         self.url = ""
+        self.connections = 0
         self._ready = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._main(),))
@@ -23,6 +24,7 @@ class MalformedServer:
         self._stop = asyncio.Event()
 
         async def handler(ws: websockets.ServerConnection) -> None:
+            self.connections += 1
             await ws.recv()
             await ws.send(self.reply)
             await ws.wait_closed()

@@ -14,6 +14,7 @@ from voicebridge.audio import NullSink, WavFileSink
 from voicebridge.bridge import VoiceBridge
 from voicebridge.errors import RemoteProtocolError
 from voicebridge.server import ServerThread
+from voicebridge.session import SessionSettings
 
 ANSWER = [
     "Hello",
@@ -91,13 +92,19 @@ def test_two_turns_share_the_connection(tone_server: ServerThread) -> None:
     assert tone_server.transcripts[0].text == "First turn.Second turn."
 
 
-def test_a_malformed_server_message_is_a_clear_error_and_no_thread_is_left() -> None:
+def test_a_server_that_keeps_sending_garbage_ends_the_turn_with_a_clear_error() -> None:
+    """A malformed frame is retried like a dropped connection; once the turn's retry budget is
+    spent, the last error comes out, carrying the text that was not spoken."""
     before = set(threading.enumerate())
+    settings = SessionSettings(max_retries=2, backoff_initial=0.05)
     with MalformedServer("{definitely not json") as server:
-        bridge = VoiceBridge(url=server.url, sinks=[NullSink()])
-        with pytest.raises(RemoteProtocolError, match="not JSON"):
+        bridge = VoiceBridge(url=server.url, sinks=[NullSink()], settings=settings)
+        with pytest.raises(RemoteProtocolError, match="not JSON") as caught:
             bridge.speak(["Hello there."])
         bridge.close()
+        assert server.connections == 3  # the first attempt and two retries
+    assert caught.value.unspoken_text == "Hello there."
+    assert "12 characters not spoken" in str(caught.value)
     assert set(threading.enumerate()) <= before
 
 

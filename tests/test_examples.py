@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.llm.scripted_llm import Reply, ScriptedLLM, echo, say
+from tests.user_errors import env_without, one_error_line
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 STORY = "Once upon a time a lighthouse keeper counted the waves every night. " * 20
@@ -42,10 +43,10 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_example(
+def start_example(
     name: str, *args: str, env: dict[str, str], cwd: Path, stdin: str = "", timeout: float = 90
-) -> str:
-    result = subprocess.run(
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, str(EXAMPLES / name), *args],
         input=stdin,
         env=env,
@@ -54,6 +55,12 @@ def run_example(
         text=True,
         timeout=timeout,
     )
+
+
+def run_example(
+    name: str, *args: str, env: dict[str, str], cwd: Path, stdin: str = "", timeout: float = 90
+) -> str:
+    result = start_example(name, *args, env=env, cwd=cwd, stdin=stdin, timeout=timeout)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -90,6 +97,30 @@ def test_live_demo(scripted: ScriptedLLM, tmp_path: Path) -> None:
     assert frames(tmp_path / "l.wav") > 8000
 
 
+@pytest.mark.parametrize(
+    ("name", "args", "stdin"), [("chatbot_voice.py", ["Hello?"], ""), ("live_demo.py", [], "Hi\n")]
+)
+def test_without_a_sound_device_an_example_ends_in_one_line(
+    scripted: ScriptedLLM, tmp_path: Path, name: str, args: list[str], stdin: str
+) -> None:
+    """No --out: the speaker. Without PyAudio (as without a device) that is one clear line."""
+    env = clean_env(OPENAI_BASE_URL=scripted.base_url, OPENAI_API_KEY="sk-test")
+    env = env_without(tmp_path / "hook", env, "pyaudio")
+    result = start_example(name, *args, env=env, cwd=tmp_path, stdin=stdin)
+    assert one_error_line(result, 1).startswith(f"{name}: PyAudio is not installed")
+
+
+def test_without_the_local_llm_extra_an_example_ends_in_one_line(tmp_path: Path) -> None:
+    env = env_without(tmp_path / "hook", clean_env(), "xllamacpp")
+    result = start_example("chatbot_voice.py", "Hello?", "--out", "c.wav", env=env, cwd=tmp_path)
+    line = one_error_line(result, 1)
+    assert (
+        line
+        == "chatbot_voice.py: the local LLM needs xllamacpp: pip install 'voicebridge[local-llm]'"
+    )
+    assert not (tmp_path / "c.wav").exists()
+
+
 def test_agent_embedding_short_tool_call(scripted: ScriptedLLM, tmp_path: Path) -> None:
     env = clean_env(OPENAI_BASE_URL=scripted.base_url, OPENAI_API_KEY="sk-test")
     out = run_example(
@@ -120,9 +151,10 @@ def test_agent_embedding_tool_call_longer_than_the_23_second_limit(
 def test_examples_run_offline_on_the_embedded_defaults(tmp_path: Path) -> None:
     """No key, no URL: the local SmolLM2 writes, the embedded server speaks."""
     env = clean_env()
-    out = run_example("chatbot_voice.py", "Say hello.", "--out", "c.wav", env=env, cwd=tmp_path)
+    question = "What is the capital of France?"
+    out = run_example("chatbot_voice.py", question, "--out", "c.wav", env=env, cwd=tmp_path)
     reply = out.split("bot: ", 1)[1].split("speech written", 1)[0]
-    assert reply.strip()
+    assert "Paris" in reply
     assert frames(tmp_path / "c.wav") > 4000
     out = run_example("live_demo.py", "--out", "l.wav", env=env, cwd=tmp_path, stdin="Hi!\n")
     assert "s of audio]" in out

@@ -36,7 +36,7 @@ PARAGRAPHS = (
 
 FAST = SessionSettings(
     idle_flush_after=0.1, rollover_after=0.4, backoff_initial=0.01, backoff_max=0.05,
-    stall_timeout=1.0, finish_timeout=10.0,
+    probe_after=0.5, stall_timeout=1.0, progress_timeout=10.0,
 )  # fmt: skip
 # For byte-exact audio comparisons: no idle flush or rollover may cut a sentence differently
 # from the fault-free run, however slow a loaded machine makes the token feed.

@@ -1,11 +1,14 @@
 """VoiceBridge: an LLM stream in, speech out, while the LLM is still writing.
 
-    source ─► llm.iter_events ─► SpeechSession (fragmenter, tasks, replay) ─► AudioPipeline ─► sinks
+    source ─► llm.iter_events ─► SessionCore (fragments, tasks, ledger) ─► AudioPipeline ─► sinks
+                                     │ SessionDriver: one I/O thread          └► listeners (words)
 
-The caller's thread (or event loop, for ``aspeak``) reads the source and only enqueues text;
-the session's worker thread talks to the service; the receive thread hands audio to the pipeline
-with ``put_nowait``; the pipeline's dispatcher thread writes to the sinks. ``speak`` and
-``aspeak`` return when the turn's audio has been played or written.
+Threads: the caller's thread (or event loop) only hands text to the session core and waits; a
+sync source that may block is read on a reader thread of the turn, so ``interrupt()`` returns
+control at once whatever the source is doing. The session's driver thread talks to the service;
+each connection's receive thread hands audio straight to the pipeline (``put_nowait``); the
+pipeline's dispatcher thread writes to the sinks and runs word callbacks. ``speak`` and ``aspeak``
+return when the turn's audio has been played or written.
 
 With no URL and no API key (argument or environment), the bridge starts the embedded local
 server on a free loopback port, so it speaks offline.
@@ -19,68 +22,33 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from .audio import AudioPipeline, PcmFormat, Sink
-from .client import AudioFormat, ResultCallback, SpeechSynthesizer
-from .config import ApiKey, resolve_api_key
-from .errors import ConfigurationError, SynthesisTimeout, VoiceBridgeError
-from .llm import EndOfTurn, StreamEvent, aclose_source, aiter_events, close_source, iter_events
-from .session import SessionSettings, SpeechSession, TurnRecord
+from .config import ApiKey, resolve_api_key, resolve_url
+from .errors import ConfigurationError, SourceError, SynthesisTimeout
+from .llm import EndOfTurn, aclose_source, aiter_events, close_source, iter_events
+from .options import synthesis_parameters
+from .session import SessionCore, SessionDriver, SessionSettings
 from .text.fragmenter import Fragmenter
+from .turn import AudioChunk, Turn, TurnMetrics, TurnProgress, Word
 
 if TYPE_CHECKING:
     from .server import ServerThread
 
-__all__ = ["TurnMetrics", "VoiceBridge"]
+__all__ = ["SpeechEvent", "TurnMetrics", "VoiceBridge"]
 
 log = logging.getLogger("voicebridge.bridge")
 
+SpeechEvent = AudioChunk | Word | TurnMetrics
+"""What :meth:`VoiceBridge.astream_events` yields: audio and words in order, then the metrics."""
+
 _DRAIN_MARGIN = 10.0  # seconds allowed beyond the buffered audio for sinks to drain
-_INTERRUPT_SETTLE = 5.0  # seconds an interrupted turn waits for the worker to drop its task
-
-
-@dataclass(frozen=True)
-class TurnMetrics:
-    """One turn, measured. Durations in seconds (None when the event did not happen)."""
-
-    turn: int
-    time_to_first_fragment: float | None  # first token read -> first fragment sent
-    first_package_delay: float | None  # first fragment ready -> first audio byte (incl. connect)
-    time_to_first_audio: float | None  # first token read -> first audio handed to the sinks
-    audio_seconds: float
-    real_time_factor: float | None  # synthesis wall time / audio seconds
-    billed_characters: int
-    underruns: int
-    task_ids: tuple[str, ...]
-    rollovers: int
-    reconnects: int
-    replayed_characters: int
-    interrupted: bool
-
-
-def _pcm_format(sample_rate: int) -> AudioFormat:
-    for candidate in AudioFormat:
-        if candidate.format == "pcm" and candidate.sample_rate == sample_rate:
-            return candidate
-    raise ConfigurationError(f"unsupported sample_rate {sample_rate}")
-
-
-async def _settle(record: TurnRecord) -> None:
-    """Wait (bounded) until the worker has dropped an interrupted turn, through repeated
-    cancellation: the next turn must not find this one's task still open on the worker."""
-    settled = asyncio.get_running_loop().run_in_executor(
-        None, record.done.wait, _INTERRUPT_SETTLE
-    )
-    while not settled.done():
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(settled)
-
-
-def _since(start: float | None, end: float | None) -> float | None:
-    return None if start is None or end is None else end - start
+_WATCHDOG = 5.0  # seconds between checks that the session thread is alive while a turn runs
+_READER_JOIN = 1.0  # seconds close() waits for a reader thread stuck in its source
+_SERVICE_HOST = "aliyuncs.com"  # word timings are opt-in on the real service (voice-dependent)
 
 
 class VoiceBridge:
@@ -88,7 +56,11 @@ class VoiceBridge:
 
     ``sinks`` receive 16-bit mono PCM at ``sample_rate``; by default the speaker. ``url`` and
     ``api_key`` default to the environment; with neither, the embedded local server is used
-    (``engine`` picks its speech engine). Use as a context manager, or call :meth:`close`.
+    (``engine`` and ``piper_voice`` pick its speech engine). Options are checked here, before any
+    connection (:func:`voicebridge.options.synthesis_parameters`). ``word_timestamps``: None
+    asks for them except from the real service, where only some voices have them. ``on_word``
+    runs on the audio dispatcher thread, once per word, after the word's audio reached the sinks.
+    Use as a context manager, or call :meth:`close`.
     """
 
     def __init__(
@@ -104,150 +76,199 @@ class VoiceBridge:
         url: str | None = None,
         api_key: str | ApiKey | None = None,
         engine: str = "espeak",
+        piper_voice: str | None = None,
         settings: SessionSettings | None = None,
         fragmenter: Callable[[], Fragmenter] = Fragmenter,
         connect_timeout: float = 5.0,
+        word_timestamps: bool | None = None,
+        on_word: Callable[[Word], None] | None = None,
+        language_hints: Sequence[str] | None = None,
+        seed: int | None = None,
+        instruction: str | None = None,
+        hot_fix: Mapping[str, Any] | None = None,
+        enable_markdown_filter: bool | None = None,
     ) -> None:
-        self.format = PcmFormat(sample_rate)
-        audio_format = _pcm_format(sample_rate)
         key = resolve_api_key(api_key)
+        embedded = (
+            url is None and key is None and not os.environ.get("DASHSCOPE_WEBSOCKET_BASE_URL")
+        )
+        if not embedded:
+            url = resolve_url(url)
+        if word_timestamps is None:
+            word_timestamps = embedded or not (urlsplit(url or "").hostname or "").endswith(
+                _SERVICE_HOST
+            )
+        parameters = synthesis_parameters(
+            model=model,
+            voice=voice,
+            sample_rate=sample_rate,
+            volume=volume,
+            rate=rate,
+            pitch=pitch,
+            word_timestamps=word_timestamps,
+            language_hints=language_hints,
+            seed=seed,
+            instruction=instruction,
+            hot_fix=hot_fix,
+            enable_markdown_filter=enable_markdown_filter,
+        )
+        self.format = PcmFormat(sample_rate)
         self._server: ServerThread | None = None
-        if url is None and key is None and not os.environ.get("DASHSCOPE_WEBSOCKET_BASE_URL"):
-            from .server import ServerThread
-
-            self._server = ServerThread(engine=engine)
-            self._server.start()
-            url = self._server.url
-            log.info("no API key or URL: speaking through the embedded local server at %s", url)
-        self.url = url
         if sinks is None:
             from .audio.player import PyAudioSink
 
             sinks = [PyAudioSink()]
         self._pipeline = AudioPipeline(sinks, self.format)
+        if embedded:
+            from .server import ServerThread
 
-        def synthesizer(callback: ResultCallback) -> SpeechSynthesizer:
-            return SpeechSynthesizer(
-                model,
-                voice,
-                format=audio_format,
-                volume=volume,
-                speech_rate=rate,
-                pitch_rate=pitch,
-                callback=callback,
-                url=url,
-                api_key=key,
-                connect_timeout=connect_timeout,
-            )
-
-        self._listener: Callable[[bytes], object] | None = None
-        self._session = SpeechSession(
-            synthesizer,
-            self._on_audio,
-            fragmenter=fragmenter,
-            settings=settings,
+            engine_options: dict[str, Any] = {"piper_voice": piper_voice} if piper_voice else {}
+            try:
+                self._server = ServerThread(engine=engine, **engine_options).start()
+            except BaseException:
+                self._pipeline.close()
+                raise
+            url = self._server.url
+            log.info("no API key or URL: speaking through the embedded local server at %s", url)
+        assert url is not None
+        self.url = url
+        self.parameters = parameters
+        self._on_word = on_word
+        self._core = SessionCore(
+            parameters,
+            settings,
+            fragmenter=fragmenter(),
+            bytes_per_second=self.format.bytes_per_second,
             buffered_audio=lambda: self._pipeline.buffered_seconds,
         )
+        self._driver = SessionDriver(
+            self._core,
+            url,
+            api_key=key,
+            connect_timeout=connect_timeout,
+            deliver=self._deliver,
+            words=self._words,
+        )
+        self._listener = _WordCallback(self) if on_word is not None else None
+        if self._listener is not None:
+            self._pipeline.add_listener(self._listener)
         self._lock = threading.Lock()  # one turn at a time
-        self._turn: int | None = None
-        self._interrupted = -1  # the turn interrupt() was called for
+        self._turn: Turn | None = None
         self._source: object = None
+        self._readers: list[threading.Thread] = []
+        self._async_reader: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
         self._closed = False
 
     def __repr__(self) -> str:
-        params = self._session.synthesizer.parameters
-        return f"VoiceBridge(voice={params.voice!r}, model={params.model!r}, url={self.url!r})"
+        p = self.parameters
+        return f"VoiceBridge(voice={p.voice!r}, model={p.model!r}, url={self.url!r})"
 
     @property
     def pipeline(self) -> AudioPipeline:
         return self._pipeline
 
     @property
+    def settings(self) -> SessionSettings:
+        return self._core.settings
+
+    @property
     def connected(self) -> bool:
-        """True while the WebSocket to the service is open (after :meth:`preconnect`, a turn)."""
-        return self._session.synthesizer.connected
+        """True while a WebSocket to the service is open (after :meth:`preconnect`, a turn)."""
+        return self._driver.connected
 
     @property
     def server(self) -> ServerThread | None:
         """The embedded local server, when the bridge started one."""
         return self._server
 
+    @property
+    def progress(self) -> TurnProgress | None:
+        """A snapshot of the running turn, or None between turns (any thread)."""
+        turn = self._turn
+        return (
+            None if turn is None else turn.progress(time.monotonic(), self.format.bytes_per_second)
+        )
+
     # ------------------------------------------------------------------ turns
 
     def preconnect(self, *, start_task: bool = False) -> None:
         """Open the WebSocket (and optionally start a task) before the first token, to take the
         handshake off the time to first audio. Idle tasks are finished before the 23 s limit."""
-        self._session.preconnect(start_task=start_task)
+        self._driver.call(self._core.preconnect, start_task)
 
     def speak(self, source: object) -> TurnMetrics:
         """Speak one turn: read ``source`` (text, an iterable of text, an OpenAI stream) to its
-        end, and return when its audio has been played or written."""
-        turn, record = self._begin(source)
+        end, and return when its audio has been played or written.
+
+        Raises :class:`SourceError` (the source's own exception chained) after speaking what
+        arrived when the source fails, and the turn's error, with ``unspoken_text``, when the
+        service could not speak all of it."""
+        turn = self._begin(source)
+        failure: list[SourceError] = []
         try:
-            source_error: VoiceBridgeError | None = None
-            try:
-                for event in iter_events(source):
-                    if not self._accept(turn, record, event):
-                        break
-            except VoiceBridgeError as exc:
-                source_error = exc  # speak what arrived, then report the source's failure
-            self._session.end_turn(turn)
-            self._wait_worker(record)
-            self._pipeline.end_turn(turn)
-            self._pipeline.wait_turn_done(turn, self._drain_timeout())
+            if isinstance(source, str | list | tuple):
+                self._read(turn, source, failure)
+            else:
+                self._start_reader(turn, source, failure)
+            self._wait_session(turn)
+            self._pipeline.end_turn(turn.number)
+            self._pipeline.wait_turn_done(turn.number, self._drain_timeout())
         except BaseException:
             self.interrupt()
-            self._session.end_turn(turn)
-            record.done.wait(_INTERRUPT_SETTLE)  # the next turn must not find this one's task
             raise
         finally:
             self._end(turn)
-        if source_error is not None:
-            raise source_error
-        return self._metrics(record)
+        return self._result(turn, failure)
 
     async def aspeak(self, source: object) -> TurnMetrics:
-        """The asyncio face of :meth:`speak`: reads sync or async sources on the event loop and
-        never blocks it."""
-        turn, record = self._begin(source)
+        """The asyncio face of :meth:`speak`: never blocks the event loop; cancelling it is a
+        barge-in. Async sources are read on the loop; sync iterators on a reader thread."""
+        turn = self._begin(source)
+        failure: list[SourceError] = []
         try:
-            source_error: VoiceBridgeError | None = None
-            try:
-                async for event in aiter_events(source):
-                    if not self._accept(turn, record, event):
-                        break
-            except VoiceBridgeError as exc:
-                source_error = exc
-            self._session.end_turn(turn)
-            await asyncio.get_running_loop().run_in_executor(None, self._wait_worker, record)
-            self._pipeline.end_turn(turn)
-            await self._pipeline.await_turn_done(turn, self._drain_timeout())
+            if isinstance(source, str | list | tuple):
+                self._read(turn, source, failure)
+            elif _is_async(source):
+                reader = asyncio.ensure_future(self._aread(turn, source, failure))
+                self._async_reader = (asyncio.get_running_loop(), reader)
+            else:
+                self._start_reader(turn, source, failure)
+            await turn.wait()
+            self._pipeline.end_turn(turn.number)
+            await self._pipeline.await_turn_done(turn.number, self._drain_timeout())
         except BaseException:  # CancelledError included: barge-in, then propagate
-            self.interrupt()
-            self._session.end_turn(turn)
-            await _settle(record)
+            await self.ainterrupt()
             raise
         finally:
             self._end(turn)
-        if source_error is not None:
-            raise source_error
-        return self._metrics(record)
+        return self._result(turn, failure)
 
     async def astream(self, source: object) -> AsyncIterator[bytes]:
-        """Speak ``source`` and yield its audio chunks (16-bit mono PCM) as they arrive, in
-        addition to the bridge's sinks."""
-        # Unbounded: it holds the audio of one turn that the consumer has not read yet.
-        chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
+        """Speak ``source`` and yield its audio chunks (16-bit mono PCM) as they reach the sinks."""
+        async for event in self.astream_events(source):
+            if isinstance(event, AudioChunk):
+                yield event.data
+
+    async def astream_events(self, source: object) -> AsyncIterator[SpeechEvent]:
+        """Speak ``source`` and yield :class:`AudioChunk` and :class:`Word` items as they reach
+        the sinks (a word after its audio), then the turn's :class:`TurnMetrics`. Closing the
+        iterator early interrupts the turn."""
         loop = asyncio.get_running_loop()
-        self._listener = lambda chunk: loop.call_soon_threadsafe(chunks.put_nowait, chunk)
+        # Unbounded: it holds one turn's audio that the consumer has not read yet.
+        events: asyncio.Queue[SpeechEvent | None] = asyncio.Queue()
+        listener = _EventForwarder(loop, events)
+        self._pipeline.add_listener(listener)
         task = asyncio.ensure_future(self.aspeak(source))
-        task.add_done_callback(lambda _: chunks.put_nowait(None))
+        task.add_done_callback(lambda _: loop.call_soon(events.put_nowait, None))
+        await asyncio.sleep(0)  # aspeak's first step opens the turn: keep only its events
+        if self._turn is not None:
+            listener.turn = self._turn.number
         try:
-            while (chunk := await chunks.get()) is not None:
-                yield chunk
-            await task
+            while (event := await events.get()) is not None:
+                yield event
+            yield await task
         finally:
-            self._listener = None
+            self._pipeline.remove_listener(listener)
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -255,16 +276,21 @@ class VoiceBridge:
 
     def interrupt(self) -> None:
         """Barge-in: stop playback at once, drop queued audio, cancel the task, stop reading the
-        source. Safe from any thread; the bridge is ready for the next turn."""
+        source. Safe from any thread; returns at once; the bridge is ready for the next turn."""
         turn = self._turn
-        if turn is None:
+        if turn is None or turn.cancelled:
             return
-        self._interrupted = turn
+        turn.cancelled = True
         self._pipeline.interrupt()
-        self._session.cancel(turn)
+        turn.heard_seconds = self._pipeline.turn_stats(turn.number).played_seconds
+        self._driver.call(self._core.cancel)
+        if self._async_reader is not None:
+            loop, reader = self._async_reader
+            with contextlib.suppress(RuntimeError):  # its loop is closed: it is over anyway
+                loop.call_soon_threadsafe(reader.cancel)
         source = self._source
         if source is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # a source busy on its reader thread refuses
                 close_source(source)
 
     async def ainterrupt(self) -> None:
@@ -281,8 +307,13 @@ class VoiceBridge:
         if self._closed:
             return
         self._closed = True
-        self._session.close(timeout)
+        self.interrupt()
+        self._driver.close(timeout)
         self._pipeline.close(timeout)
+        for reader in self._readers:
+            reader.join(_READER_JOIN)
+            if reader.is_alive():
+                log.warning("a source is still blocked in a read; its reader thread is left")
         if self._server is not None:
             self._server.stop()
 
@@ -300,70 +331,173 @@ class VoiceBridge:
 
     # ------------------------------------------------------------------ internals
 
-    def _on_audio(self, turn: int, chunk: bytes) -> None:
-        """Receive thread: enqueue only (the pipeline's janus queue, the astream loop)."""
-        self._pipeline.receive(turn, chunk)
-        listener = self._listener
-        if listener is not None:
-            listener(chunk)
+    def _deliver(self, turn: Turn, chunk: bytes) -> None:
+        """Receive thread: the audio goes straight to the pipeline's queue."""
+        self._pipeline.receive(turn.number, chunk)
 
-    def _begin(self, source: object) -> tuple[int, TurnRecord]:
+    def _words(self, turn: Turn, words: tuple[Word, ...]) -> None:
+        self._pipeline.receive_words(turn.number, words)
+
+    def _begin(self, source: object) -> Turn:
         if self._closed:
             raise ConfigurationError("this VoiceBridge is closed")
         if not self._lock.acquire(blocking=False):
             raise ConfigurationError("a turn is already being spoken; interrupt() it first")
-        turn = self._pipeline.begin_turn()
-        self._turn = turn
-        self._interrupted = -1
-        self._source = source
-        return turn, self._session.begin_turn(turn)
+        try:
+            turn = Turn(self._pipeline.begin_turn(), time.monotonic())
+            self._readers = [r for r in self._readers if r.is_alive()]
+            self._source = source
+            self._turn = turn
+            self._driver.call(self._core.begin_turn, turn)
+        except BaseException:
+            self._lock.release()
+            raise
+        return turn
 
-    def _accept(self, turn: int, record: TurnRecord, event: StreamEvent) -> bool:
-        """Hand one stream event to the session; False when the turn was interrupted."""
-        if self._interrupted == turn:
-            return False
+    def _start_reader(self, turn: Turn, source: object, failure: list[SourceError]) -> None:
+        events = iter_events(source)  # TypeError now, on the caller's thread, if unreadable
+        reader = threading.Thread(
+            target=self._read, args=(turn, events, failure), name="voicebridge-reader", daemon=True
+        )
+        self._readers.append(reader)
+        reader.start()
+
+    def _read(self, turn: Turn, source: object, failure: list[SourceError]) -> None:
+        """Read a sync source to its end (or the turn's cancellation), feeding the session."""
+        events = source if isinstance(source, Iterator) else iter_events(source)
+        try:
+            for event in events:
+                if turn.cancelled:
+                    break
+                self._accept(event)
+        except Exception as exc:  # the source failed: speak what arrived, then report it
+            failure.append(_source_error(exc))
+        finally:
+            with contextlib.suppress(Exception):
+                close_source(events)
+            self._driver.call(self._core.end_turn)
+
+    async def _aread(self, turn: Turn, source: object, failure: list[SourceError]) -> None:
+        events = aiter_events(source)
+        try:
+            async for event in events:
+                if turn.cancelled:
+                    break
+                self._accept(event)
+        except Exception as exc:
+            failure.append(_source_error(exc))
+        finally:
+            with contextlib.suppress(Exception):
+                await events.aclose()
+            self._driver.call(self._core.end_turn)
+
+    def _accept(self, event: object) -> None:
         if isinstance(event, EndOfTurn):
-            self._session.flush(turn)
-            return True
-        if record.first_text_at is None:
-            record.first_text_at = time.monotonic()
-        self._session.feed(turn, event.text)
-        return True
+            self._driver.call(self._core.flush)
+        else:
+            self._driver.call(self._core.feed, event.text)  # type: ignore[attr-defined]
 
-    def _wait_worker(self, record: TurnRecord) -> None:
-        settings = self._session.settings
-        limit = settings.finish_timeout + settings.max_retries * (settings.backoff_max + 15.0)
-        if not record.done.wait(limit):
-            raise SynthesisTimeout(f"the turn did not finish within {limit:g} s")
-        if record.error is not None:
-            raise record.error
+    def _wait_session(self, turn: Turn) -> None:
+        """Until the session ended the turn; bounded by the session's own progress rules, and
+        checked against a dead session thread."""
+        while not turn.done.wait(_WATCHDOG):
+            if not self._driver.alive:
+                raise SynthesisTimeout("the session thread stopped during the turn")
 
     def _drain_timeout(self) -> float:
         return self._pipeline.buffered_seconds + _DRAIN_MARGIN
 
-    def _end(self, turn: int) -> None:
+    def _end(self, turn: Turn) -> None:
         self._source = None
         self._turn = None
+        self._async_reader = None
         self._lock.release()
 
-    def _metrics(self, record: TurnRecord) -> TurnMetrics:
-        stats = self._pipeline.turn_stats(record.turn)
-        synthesis = _since(record.first_fragment_at, record.last_audio_at)
+    def _result(self, turn: Turn, failure: list[SourceError]) -> TurnMetrics:
+        if turn.error is not None and not turn.cancelled:
+            raise turn.error
+        if failure and not turn.cancelled:
+            raise failure[0]
+        return self._metrics(turn)
+
+    def _metrics(self, turn: Turn) -> TurnMetrics:
+        stats = self._pipeline.turn_stats(turn.number)
+        synthesis = _since(turn.first_fragment_at, turn.last_audio_at)
         rtf = synthesis / stats.audio_seconds if synthesis and stats.audio_seconds else None
         metrics = TurnMetrics(
-            turn=record.turn,
-            time_to_first_fragment=_since(record.first_text_at, record.first_fragment_at),
-            first_package_delay=_since(record.first_fragment_at, record.first_audio_at),
-            time_to_first_audio=_since(record.first_text_at, stats.first_write_at),
+            turn=turn.number,
+            text=turn.text,
+            heard_text=turn.heard_text(),
+            words=tuple(turn.words),
+            time_to_first_fragment=_since(turn.first_text_at, turn.first_fragment_at),
+            first_package_delay=_since(turn.first_fragment_at, turn.first_audio_at),
+            time_to_first_audio=_since(turn.first_text_at, stats.first_write_at),
             audio_seconds=stats.audio_seconds,
             real_time_factor=rtf,
-            billed_characters=record.billed_characters,
+            billed_characters=turn.billed_characters,
             underruns=stats.underruns,
-            task_ids=tuple(record.task_ids),
-            rollovers=record.rollovers,
-            reconnects=record.reconnects,
-            replayed_characters=record.replayed_characters,
-            interrupted=record.interrupted or stats.interrupted,
+            task_ids=tuple(turn.task_ids),
+            rollovers=turn.rollovers,
+            reconnects=turn.reconnects,
+            replayed_characters=turn.replayed_characters,
+            interrupted=turn.cancelled or stats.interrupted,
         )
         log.debug("turn metrics: %s", metrics)
         return metrics
+
+
+def _since(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else end - start
+
+
+def _is_async(source: object) -> bool:
+    return any(hasattr(source, name) for name in ("__aiter__", "__aenter__", "__await__"))
+
+
+def _source_error(exc: Exception) -> SourceError:
+    if isinstance(exc, SourceError):
+        return exc
+    error = SourceError(f"the LLM stream failed: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+class _WordCallback:
+    """Runs the user's ``on_word`` on the dispatcher thread; its exceptions are logged."""
+
+    def __init__(self, bridge: VoiceBridge) -> None:
+        self._bridge = bridge
+
+    def on_audio(self, turn: int, chunk: bytes, start: float) -> None:
+        pass
+
+    def on_words(self, turn: int, words: tuple[object, ...]) -> None:
+        callback = self._bridge._on_word
+        for word in words:
+            try:
+                callback(word)  # type: ignore[misc, arg-type]
+            except Exception:
+                log.exception("on_word raised; the word is skipped")
+
+
+class _EventForwarder:
+    """Hands one turn's audio and words to an asyncio queue (dispatcher thread -> loop)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, events: asyncio.Queue[Any]) -> None:
+        self._loop = loop
+        self._events = events
+        self.turn: int | None = None
+
+    def _put(self, turn: int, event: SpeechEvent) -> None:
+        if self.turn is not None and turn != self.turn:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is reading
+            self._loop.call_soon_threadsafe(self._events.put_nowait, event)
+
+    def on_audio(self, turn: int, chunk: bytes, start: float) -> None:
+        self._put(turn, AudioChunk(chunk, start))
+
+    def on_words(self, turn: int, words: tuple[object, ...]) -> None:
+        for word in words:
+            if isinstance(word, Word):
+                self._put(turn, word)

@@ -8,23 +8,37 @@ The LLM, first that applies:
    speaks through the real CosyVoice service);
 3. nothing set: the embedded SmolLM2-135M-Instruct, run locally (:mod:`voicebridge.local_llm`).
 
-Everything runs on the caller's thread except what :class:`~voicebridge.bridge.VoiceBridge` runs.
+Errors of the LLM client (unreachable, refused, failed mid-stream) come out of :meth:`Chat.ask`
+as one :class:`~voicebridge.errors.SourceError` line. The reply is written to ``out`` by the
+thread that :class:`~voicebridge.bridge.VoiceBridge` reads the LLM stream on, as it reads it.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import sys
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
+from urllib.parse import urlsplit
 
-from .audio import Sink, WavFileSink
-from .errors import AudioError, VoiceBridgeError
+from .cli import (
+    add_output_arguments,
+    add_speech_arguments,
+    bridge_options,
+    choose_sinks,
+    error_line,
+    http_url,
+    positive_int,
+)
+from .cli import (
+    main as cli_main,
+)
+from .config import resolve_url
+from .errors import SourceError, VoiceBridgeError
 from .llm import StreamEvent, TextDelta, iter_events
 
 if TYPE_CHECKING:
@@ -38,17 +52,16 @@ __all__ = [
     "TurnReport",
     "add_arguments",
     "choose_llm",
-    "choose_sinks",
     "converse",
+    "describe_speech",
     "main",
     "run",
 ]
 
-log = logging.getLogger(__name__)
-
 DEFAULT_SYSTEM = (
     "You are a friendly voice assistant. Reply in English, in two or three short sentences."
 )
+"""The system prompt for a hosted LLM (the local SmolLM2 has its own: ``SYSTEM_PROMPT``)."""
 DEFAULT_WAV = "voicebridge-chat.wav"
 _OPENAI_MODEL = "gpt-4o-mini"
 _QWEN_MODEL = "qwen-plus"
@@ -94,38 +107,7 @@ def choose_llm(
         )
     from .local_llm import MODEL_NAME
 
-    return LLMEndpoint(label="local SmolLM2 (llama-cpp-python)", model=MODEL_NAME, local=True)
-
-
-def choose_sinks(
-    out: str | None, *, play: bool = True, device: int | str | None = None
-) -> tuple[list[Sink], str]:
-    """The speaker when there is one, and ``out`` if given; with no speaker, a WAV file anyway.
-
-    Returns the sinks and one line that says where the audio goes (and why, without a speaker).
-    """
-    sinks: list[Sink] = []
-    where: list[str] = []
-    missing = ""
-    if play:
-        try:
-            from .audio.devices import list_output_devices
-            from .audio.player import PyAudioSink
-
-            if list_output_devices():
-                sinks.append(PyAudioSink(device))
-                where.append("played on the speaker")
-            else:
-                missing = "no sound device"
-        except AudioError as exc:
-            missing = f"no sound device ({exc})"
-    if out is None and not sinks:
-        out = DEFAULT_WAV
-    if out is not None:
-        sinks.append(WavFileSink(out))
-        where.append(f"written to {out}")
-    line = "audio " + " and ".join(where)
-    return sinks, f"{missing}: {line}" if missing else line
+    return LLMEndpoint(label="local SmolLM2 (llama.cpp)", model=MODEL_NAME, local=True)
 
 
 @dataclass(frozen=True)
@@ -174,7 +156,10 @@ class Chat:
 
     def ask(self, text: str) -> TurnReport:
         """Send ``text``, show and speak the reply; the reply (even a partial one, after an
-        interrupt) joins the history. LLM and speech errors propagate."""
+        interrupt) joins the history. Speech errors propagate; the LLM client's errors come as
+        one :class:`SourceError` line."""
+        import openai
+
         self.messages.append({"role": "user", "content": text})
         sent = time.monotonic()
         pieces: list[str] = []
@@ -188,6 +173,8 @@ class Chat:
             )
             shown = self._show(stream, pieces, first_token)
             metrics = self.bridge.speak(shown)
+        except openai.APIError as exc:
+            raise SourceError(_llm_error(exc, str(self.client.base_url))) from exc
         finally:
             self.out.write("\n")
             self.out.flush()
@@ -221,9 +208,20 @@ class Chat:
                 yield event
 
 
-def converse(chat: Chat, read_line: Callable[[str], str] = input) -> None:
+def _llm_error(exc: openai.APIError, base_url: str) -> str:
+    import openai
+
+    if isinstance(exc, openai.APIConnectionError):
+        return f"cannot reach the LLM at {base_url}: {exc}"
+    if isinstance(exc, openai.APIStatusError):
+        return f"the LLM at {base_url} answered HTTP {exc.status_code}: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def converse(chat: Chat, read_line: Callable[[str], str] = input, *, echo: bool = False) -> None:
     """The interactive loop: until EOF, ``/quit`` or Ctrl-C at the prompt. Ctrl-C during a
-    reply interrupts it (barge-in) and comes back to the prompt."""
+    reply interrupts it (barge-in) and comes back to the prompt. ``echo`` writes each message
+    after its prompt, for input that a terminal does not show (a pipe, a file)."""
     out = chat.out
     while True:
         try:
@@ -231,6 +229,8 @@ def converse(chat: Chat, read_line: Callable[[str], str] = input) -> None:
         except (EOFError, KeyboardInterrupt):
             out.write("\n")
             return
+        if echo:
+            out.write(f"{text}\n")
         if text in ("/quit", "/exit"):
             return
         if not text:
@@ -242,81 +242,90 @@ def converse(chat: Chat, read_line: Callable[[str], str] = input) -> None:
         except KeyboardInterrupt:
             out.write("[interrupted]\n")
             continue
-        except VoiceBridgeError as exc:
-            out.write(f"[speech error: {exc}]\n")
+        except SourceError as exc:  # says it is the LLM's ("the LLM stream failed: ...")
+            out.write(f"[{exc}]\n")
             continue
-        except Exception as exc:  # the LLM client's errors (openai.APIError and the like)
-            out.write(f"[LLM error: {type(exc).__name__}: {exc}]\n")
+        except VoiceBridgeError as exc:
+            out.write(f"[speech error: {error_line(exc)}]\n")
             continue
         out.write(report.summary() + "\n")
         out.flush()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``voicebridge chat`` arguments (for the CLI's subparser, or :func:`main`)."""
+    """The ``voicebridge chat`` arguments."""
     parser.add_argument("message", nargs="?", help="answer this one message, then exit")
     llm = parser.add_argument_group("LLM (default: OPENAI_*, then DASHSCOPE_API_KEY, then local)")
-    llm.add_argument("--base-url", help="OpenAI-compatible base URL (default OPENAI_BASE_URL)")
+    llm.add_argument(
+        "--base-url", type=http_url, help="OpenAI-compatible base URL (default OPENAI_BASE_URL)"
+    )
     llm.add_argument("--model", help="LLM model (default OPENAI_MODEL, qwen-plus, or SmolLM2)")
     llm.add_argument("--api-key", help="LLM API key (default OPENAI_API_KEY)")
-    llm.add_argument("--system", default=DEFAULT_SYSTEM, help="system prompt ('' for none)")
-    llm.add_argument("--max-tokens", type=int, default=200, help="reply length limit")
-    voice = parser.add_argument_group("speech")
-    voice.add_argument("--voice", default="longxiaochun_v2", help="CosyVoice voice name")
-    voice.add_argument("--tts-model", default="cosyvoice-v2", help="CosyVoice model")
-    voice.add_argument(
-        "--url", help="speech service URL (default: DASHSCOPE_WEBSOCKET_BASE_URL or embedded)"
+    llm.add_argument(
+        "--system",
+        help="system prompt ('' for none; default: a voice-assistant prompt, or for the local "
+        "SmolLM2 the short one it answers right under)",
     )
-    voice.add_argument(
-        "--engine", default="espeak", choices=("espeak", "tone"), help="embedded server engine"
-    )
-    out = parser.add_argument_group("output")
-    out.add_argument("--out", metavar="WAV", help="also write the audio to this WAV file")
-    out.add_argument("--no-play", action="store_true", help="do not play on the speaker")
-    out.add_argument("--device", help="output device index or name")
+    llm.add_argument("--max-tokens", type=positive_int, default=200, help="reply length limit")
+    add_speech_arguments(parser, model_flag="--tts-model")
+    add_output_arguments(parser)
+
+
+def describe_speech(bridge: VoiceBridge, url: str | None = None) -> str:
+    """Where the bridge's speech is made, for a status line (``url``: what was asked for)."""
+    if bridge.server is not None:
+        return "embedded local server (offline)"
+    address = bridge.url or resolve_url(url)
+    host = urlsplit(address).hostname or address
+    if host.endswith(".aliyuncs.com"):
+        return f"Alibaba Cloud CosyVoice ({host})"
+    return f"CosyVoice-compatible service at {address}"
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the demo with parsed :func:`add_arguments` arguments; returns the exit status."""
+    """Run the chat with parsed :func:`add_arguments` arguments; returns the exit status."""
     import openai
 
     from .bridge import VoiceBridge
 
     endpoint = choose_llm(args.base_url, args.model, args.api_key)
-    device: int | str | None = args.device
-    if isinstance(device, str) and device.isdigit():
-        device = int(device)
-    sinks, where = choose_sinks(args.out, play=not args.no_play, device=device)
     status = sys.stderr
     with contextlib.ExitStack() as stack:
-        base_url = endpoint.base_url
+        llm = None
         if endpoint.local:
-            from .local_llm import LocalLLM
+            from .local_llm import SYSTEM_PROMPT, LocalLLM
 
+            llm = LocalLLM()  # a missing extra fails here, before anything starts
+            system = SYSTEM_PROMPT if args.system is None else args.system
+        else:
+            system = DEFAULT_SYSTEM if args.system is None else args.system
+        sinks, where = choose_sinks(
+            args.out, play=not args.no_play, device=args.device, default_wav=DEFAULT_WAV
+        )
+        bridge = stack.enter_context(VoiceBridge(sinks=sinks, **bridge_options(args)))  # type: ignore[arg-type]
+        bridge.preconnect()  # the WebSocket handshake now, not after the first token
+        base_url = endpoint.base_url
+        if llm is not None:
+            from .local_llm import DOWNLOAD_MB, cache_dir, cached_model
+
+            if cached_model() is None:
+                status.write(
+                    f"downloading the local LLM ({DOWNLOAD_MB} MB, once) into {cache_dir()}\n"
+                )
             status.write(f"starting the {endpoint.label}...\n")
-            base_url = stack.enter_context(LocalLLM()).base_url
+            status.flush()
+            base_url = stack.enter_context(llm).base_url
         client = stack.enter_context(
             openai.OpenAI(base_url=base_url, api_key=endpoint.api_key, max_retries=1)
         )
-        bridge = stack.enter_context(
-            VoiceBridge(
-                voice=args.voice,
-                model=args.tts_model,
-                url=args.url,
-                engine=args.engine,
-                sinks=sinks,
-            )
-        )
-        bridge.preconnect()  # the WebSocket handshake now, not after the first token
-        speech = "embedded local server (offline)" if bridge.server else str(bridge.url)
         status.write(f"LLM: {endpoint.label}, model {endpoint.model}\n")
-        status.write(f"speech: {speech}; {where}\n")
+        status.write(f"speech: {describe_speech(bridge, args.url)}; {where}\n")
         status.flush()
         chat = Chat(
-            client, endpoint.model, bridge, system=args.system or None, max_tokens=args.max_tokens
+            client, endpoint.model, bridge, system=system or None, max_tokens=args.max_tokens
         )
         if args.message is None:
-            converse(chat)
+            converse(chat, echo=not sys.stdin.isatty())
             return 0
         report = chat.ask(args.message)
         print(report.summary())
@@ -325,19 +334,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m voicebridge.chat``: the same as ``voicebridge chat``."""
-    parser = argparse.ArgumentParser(
-        prog="voicebridge chat", description="Talk with an LLM that speaks while it writes."
-    )
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:
-        print(f"voicebridge chat: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    return cli_main(["chat", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

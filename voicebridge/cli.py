@@ -1,7 +1,11 @@
-"""The ``voicebridge`` command: ``speak``, ``serve``, ``devices``, ``chat``.
+"""The ``voicebridge`` command: ``speak``, ``chat``, ``serve``, ``voices``, ``devices``.
 
 With no ``DASHSCOPE_API_KEY`` and no ``--url``, ``speak`` and ``chat`` use the embedded local
 server (offline speech); with a key, the real CosyVoice service.
+
+A user error is one line on stderr and an exit status, never a traceback: 2 for a bad argument
+(checked before anything connects), 1 for what goes wrong later, 130 for Ctrl-C. The library's
+own log stays silent unless ``-v`` is given, so an error is printed once.
 """
 
 from __future__ import annotations
@@ -11,17 +15,229 @@ import codecs
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from typing import BinaryIO
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO, NoReturn
+from urllib.parse import urlsplit
 
 from . import __version__
 from .audio import Sink, WavFileSink
 from .bridge import TurnMetrics, VoiceBridge
-from .errors import AudioError, VoiceBridgeError
+from .errors import AudioError, TaskFailedError, VoiceBridgeError
+from .voices import MODEL_VOICES, model_voices
 
-__all__ = ["main"]
+__all__ = [
+    "add_output_arguments",
+    "add_speech_arguments",
+    "bridge_options",
+    "choose_sinks",
+    "error_line",
+    "http_url",
+    "main",
+    "positive_int",
+]
 
 _READ_SIZE = 4096
+DEFAULT_VOICE = "longxiaochun_v2"
+_SAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)  # CosyVoice's PCM rates
+_ENGINES = ("espeak", "tone", "piper")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its error on one line (no usage block): ``prog: error: ... (see --help)``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# --------------------------------------------------------------------------- argument types
+
+
+def _service_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a WebSocket URL (ws://host:port/path or wss://...)"
+        )
+    return text
+
+
+def http_url(text: str) -> str:
+    """An argparse type: an http(s) URL (an OpenAI-compatible base URL)."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// URL")
+    return text
+
+
+def _between(
+    low: float, high: float, kind: Callable[[str], float] = float
+) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is out of range: {low:g} to {high:g}")
+        return value
+
+    return parse
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    return int(_between(1, sys.maxsize, int)(text))
+
+
+def _onnx_file(text: str) -> str:
+    if not Path(text).is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {text!r} (a Piper voice, PATH.onnx)")
+    return text
+
+
+# --------------------------------------------------------------------------- shared by speak/chat
+
+
+def add_speech_arguments(parser: argparse.ArgumentParser, *, model_flag: str = "--model") -> None:
+    """The voice, its parameters and where the speech is made (``speak`` and ``chat``)."""
+    group = parser.add_argument_group("speech")
+    group.add_argument(
+        "--voice",
+        default=DEFAULT_VOICE,
+        help=f"CosyVoice voice (default {DEFAULT_VOICE}, female, Mandarin Chinese and English); "
+        "`voicebridge voices` lists them with language and gender",
+    )
+    group.add_argument(
+        model_flag,
+        dest="tts_model",
+        default="cosyvoice-v2",
+        help="CosyVoice model (default cosyvoice-v2)",
+    )
+    group.add_argument(
+        "--sample-rate",
+        type=int,
+        default=22050,
+        choices=_SAMPLE_RATES,
+        metavar="HZ",
+        help="8000, 16000, 22050 (default), 24000, 44100 or 48000",
+    )
+    group.add_argument("--volume", type=_between(0, 100, int), default=50, help="0-100 (50)")
+    group.add_argument("--rate", type=_between(0.5, 2.0), default=1.0, help="speed 0.5-2.0 (1)")
+    group.add_argument("--pitch", type=_between(0.5, 2.0), default=1.0, help="0.5-2.0 (1)")
+    group.add_argument(
+        "--url",
+        type=_service_url,
+        help="speech service (ws:// or wss://; default DASHSCOPE_WEBSOCKET_BASE_URL, the real "
+        "service when DASHSCOPE_API_KEY is set, else the embedded local server)",
+    )
+    _add_engine_arguments(group)
+
+
+def _add_engine_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--engine",
+        choices=_ENGINES,
+        help="the local server's speech engine (default espeak; piper needs --piper-voice)",
+    )
+    group.add_argument(
+        "--piper-voice",
+        type=_onnx_file,
+        metavar="PATH.onnx",
+        help="a Piper voice file for --engine piper (the `piper` extra)",
+    )
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the audio goes (``speak`` and ``chat``); see :func:`choose_sinks`."""
+    out = parser.add_argument_group("output")
+    out.add_argument("--out", metavar="WAV", help="also write the audio to this WAV file")
+    out.add_argument(
+        "--no-play", action="store_true", help="do not play; write the WAV only (--out or default)"
+    )
+    out.add_argument("--device", help="output device index or name (see `voicebridge devices`)")
+
+
+def _engine(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Resolve ``--engine``/``--piper-voice`` together (piper needs a voice, a voice is piper's)."""
+    if args.piper_voice and args.engine in (None, "piper"):
+        args.engine = "piper"
+    elif args.piper_voice:
+        parser.error(f"--piper-voice is for --engine piper, not --engine {args.engine}")
+    elif args.engine == "piper":
+        parser.error("--engine piper needs --piper-voice PATH.onnx")
+    args.engine = args.engine or "espeak"
+
+
+def bridge_options(args: argparse.Namespace) -> dict[str, object]:
+    """``VoiceBridge`` keyword arguments from :func:`add_speech_arguments`' arguments."""
+    return {
+        "voice": args.voice,
+        "model": args.tts_model,
+        "sample_rate": args.sample_rate,
+        "volume": args.volume,
+        "rate": args.rate,
+        "pitch": args.pitch,
+        "url": args.url,
+        "engine": args.engine,
+        "piper_voice": args.piper_voice,
+    }
+
+
+def choose_sinks(
+    out: str | None, *, play: bool, device: str | None, default_wav: str
+) -> tuple[list[Sink], str]:
+    """The one sink policy of ``speak`` and ``chat``: the speaker when there is one (and
+    ``out`` too if given); with no speaker, or ``play`` False, a WAV file: ``out``, else
+    ``default_wav``. Returns the sinks and one line that says where the audio goes and, when
+    it falls back to a file, why."""
+    sinks: list[Sink] = []
+    where: list[str] = []
+    missing = ""
+    if play:
+        chosen: int | str | None = int(device) if device and device.isdigit() else device
+        try:
+            _probe_output_device(chosen)
+            from .audio.player import PyAudioSink
+
+            sinks.append(PyAudioSink(device=chosen))
+            where.append("played on the speaker")
+        except AudioError as exc:
+            missing = f"not playing ({exc})"
+    if out is None and not sinks:
+        out = default_wav
+    if out is not None:
+        sinks.append(WavFileSink(out))
+        where.append(f"written to {out}")
+    line = "audio " + " and ".join(where)
+    return sinks, f"{missing}: {line}" if missing else line
+
+
+def _probe_output_device(device: int | str | None) -> None:
+    """Raise :class:`AudioError` (one line) unless PyAudio is installed and ``device`` exists."""
+    from .audio.devices import open_pyaudio, resolve_output_device
+
+    pa = open_pyaudio()
+    try:
+        resolve_output_device(pa, device)
+    finally:
+        pa.terminate()
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line a user reads for ``exc``. The real service answers an unknown voice (or one
+    of another model) with a bare "Engine return error code: 418": say what to check."""
+    text = str(exc)
+    if (
+        isinstance(exc, TaskFailedError)
+        and "418" in exc.message
+        and "voicebridge voices" not in text
+    ):
+        text += " (is --voice one of the model's voices? `voicebridge voices` lists them)"
+    return text
+
+
+# --------------------------------------------------------------------------- speak
 
 
 def read_stream(stream: BinaryIO) -> Iterator[str]:
@@ -42,60 +258,19 @@ def _text_source(args: argparse.Namespace) -> object:
     if args.text is not None:
         return args.text
     if args.file not in (None, "-"):
-        handle = open(args.file, "rb")  # noqa: SIM115 - closed when the stream ends
+        try:
+            handle = open(args.file, "rb")  # noqa: SIM115 - closed when the stream ends
+        except OSError as exc:
+            raise VoiceBridgeError(f"cannot read {args.file!r}: {exc.strerror}") from exc
         return _closing(read_stream(handle), handle)
     if args.file is None and sys.stdin.isatty():
-        raise SystemExit("voicebridge speak: give TEXT, --file PATH, or pipe text into stdin")
+        raise VoiceBridgeError("give TEXT, --file PATH, or pipe text into stdin")
     return read_stream(sys.stdin.buffer)
 
 
 def _closing(texts: Iterator[str], handle: BinaryIO) -> Iterator[str]:
     with handle:
         yield from texts
-
-
-def _sinks(args: argparse.Namespace) -> list[Sink]:
-    sinks: list[Sink] = []
-    if args.out:
-        sinks.append(WavFileSink(args.out))
-    if not args.no_play:
-        device = int(args.device) if args.device and args.device.isdigit() else args.device
-        try:
-            _probe_output_device(device)
-            from .audio.player import PyAudioSink
-
-            sinks.append(PyAudioSink(device=device))
-        except AudioError as exc:
-            if not sinks:
-                raise
-            print(f"voicebridge: not playing ({exc}); writing {args.out}", file=sys.stderr)
-    if not sinks:
-        raise AudioError("nothing to do: --no-play without --out")
-    return sinks
-
-
-def _probe_output_device(device: int | str | None) -> None:
-    """Raise :class:`AudioError` (one line) unless PyAudio is installed and ``device`` exists."""
-    from .audio.devices import open_pyaudio, resolve_output_device
-
-    pa = open_pyaudio()
-    try:
-        resolve_output_device(pa, device)
-    finally:
-        pa.terminate()
-
-
-def _bridge_options(args: argparse.Namespace) -> dict[str, object]:
-    return {
-        "voice": args.voice,
-        "model": args.model,
-        "sample_rate": args.sample_rate,
-        "volume": args.volume,
-        "rate": args.rate,
-        "pitch": args.pitch,
-        "url": args.url,
-        "engine": args.engine,
-    }
 
 
 def format_metrics(metrics: TurnMetrics) -> str:
@@ -111,23 +286,39 @@ def format_metrics(metrics: TurnMetrics) -> str:
 
 def _cmd_speak(args: argparse.Namespace) -> int:
     source = _text_source(args)
-    bridge = VoiceBridge(sinks=_sinks(args), **_bridge_options(args))  # type: ignore[arg-type]
-    try:
+    sinks, where = choose_sinks(
+        args.out, play=not args.no_play, device=args.device, default_wav="voicebridge-speak.wav"
+    )
+    with VoiceBridge(sinks=sinks, **bridge_options(args)) as bridge:  # type: ignore[arg-type]
         metrics = bridge.speak(source)  # Ctrl-C: speak() barges in, main() reports it
-    finally:
-        bridge.close()
     if not args.quiet:
-        print(f"voicebridge: {format_metrics(metrics)}", file=sys.stderr)
-        if args.out:
-            print(f"voicebridge: wrote {args.out}", file=sys.stderr)
+        print(f"voicebridge: {format_metrics(metrics)}; {where}", file=sys.stderr)
     return 0
+
+
+# --------------------------------------------------------------------------- serve, voices, devices
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .server import serve
 
     api_key = args.api_key or os.environ.get("VOICEBRIDGE_SERVER_API_KEY") or None
-    serve(host=args.host, port=args.port, api_key=api_key, engine=args.engine)
+    extra = {"piper_voice": args.piper_voice} if args.piper_voice else {}
+    serve(host=args.host, port=args.port, api_key=api_key, engine=args.engine, **extra)
+    return 0
+
+
+def _cmd_voices(args: argparse.Namespace) -> int:
+    models = [args.model] if args.model else ["cosyvoice-v2", "cosyvoice-v1"]
+    for model in models:
+        print(f"{model}:")
+        for voice in model_voices(model):
+            mark = "  (default)" if voice.name == DEFAULT_VOICE and model == "cosyvoice-v2" else ""
+            print(f"  {voice.name:<18} {voice.describe()}{mark}")
+    if not args.model:
+        print(
+            "cosyvoice-v3-flash, cosyvoice-v3-plus: the local server takes the cosyvoice-v2 voices"
+        )
     return 0
 
 
@@ -143,40 +334,31 @@ def _cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_voice_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("voice")
-    group.add_argument("--voice", default="longxiaochun_v2", help="CosyVoice voice name")
-    group.add_argument("--model", default="cosyvoice-v2")
-    group.add_argument("--sample-rate", type=int, default=22050, help="Hz (default 22050)")
-    group.add_argument("--volume", type=int, default=50, help="0-100 (default 50)")
-    group.add_argument("--rate", type=float, default=1.0, help="speech rate 0.5-2.0")
-    group.add_argument("--pitch", type=float, default=1.0, help="pitch 0.5-2.0")
-    group.add_argument(
-        "--url", help="service URL (default: DASHSCOPE_WEBSOCKET_BASE_URL, or the embedded server)"
-    )
-    group.add_argument(
-        "--engine", default="espeak", choices=("espeak", "tone"), help="embedded server engine"
-    )
-    out = parser.add_argument_group("output")
-    out.add_argument("--out", metavar="WAV", help="also write the audio to this WAV file")
-    out.add_argument("--no-play", action="store_true", help="do not play on the speaker")
-    out.add_argument("--device", help="output device index or name (see `voicebridge devices`)")
-    out.add_argument("-q", "--quiet", action="store_true", help="no metrics line")
+# --------------------------------------------------------------------------- the parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="voicebridge", description="Make an LLM speak while it is still writing."
-    )
+    parser = _Parser(prog="voicebridge", description="Make an LLM speak while it is still writing.")
     parser.add_argument("--version", action="version", version=f"voicebridge {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="show the library's log (-vv: debug)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     speak = commands.add_parser("speak", help="speak text from an argument, a file or stdin")
     speak.add_argument("text", nargs="?", help="the text (default: read stdin as it arrives)")
     speak.add_argument("--file", help="read text from this file ('-' for stdin)")
-    _add_voice_options(speak)
-    speak.set_defaults(handler=_cmd_speak)
+    add_speech_arguments(speak)
+    add_output_arguments(speak)
+    speak.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    speak.set_defaults(handler=_cmd_speak, parser=speak)
+
+    from .chat import add_arguments as add_chat_arguments
+    from .chat import run as run_chat
+
+    chat = commands.add_parser("chat", help="talk with an LLM that speaks while it writes")
+    add_chat_arguments(chat)
+    chat.set_defaults(handler=run_chat, parser=chat)
 
     serve = commands.add_parser("serve", help="run the local CosyVoice-compatible server")
     serve.add_argument("--host", default="127.0.0.1")
@@ -184,15 +366,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--api-key", help="accept only this key (default VOICEBRIDGE_SERVER_API_KEY; none: any key)"
     )
-    serve.add_argument("--engine", default="espeak", choices=("espeak", "tone"))
-    serve.set_defaults(handler=_cmd_serve)
+    _add_engine_arguments(serve.add_argument_group("speech"))
+    serve.set_defaults(handler=_cmd_serve, parser=serve)
 
-    from .chat import add_arguments as add_chat_arguments
-    from .chat import run as run_chat
-
-    chat = commands.add_parser("chat", help="talk with an LLM that speaks while it writes")
-    add_chat_arguments(chat)
-    chat.set_defaults(handler=run_chat)
+    voices = commands.add_parser("voices", help="list the voices of each model")
+    voices.add_argument("--model", choices=list(MODEL_VOICES), help="only this model's voices")
+    voices.set_defaults(handler=_cmd_voices)
 
     devices = commands.add_parser("devices", help="list audio output devices")
     devices.set_defaults(handler=_cmd_devices)
@@ -201,7 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    if hasattr(args, "engine"):
+        _engine(args.parser, args)
+    level = {0: logging.CRITICAL + 1, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         result: int = args.handler(args)
@@ -210,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("voicebridge: interrupted", file=sys.stderr)
         return 130
     except (VoiceBridgeError, OSError) as exc:
-        print(f"voicebridge: {exc}", file=sys.stderr)
+        print(f"voicebridge: {error_line(exc)}", file=sys.stderr)
         return 1
 
 

@@ -1,19 +1,20 @@
-"""Duplex CosyVoice client over websocket-client, with the official SDK's surface.
+"""Duplex CosyVoice client with the official SDK's surface, for code written against the SDK.
 
 ``SpeechSynthesizer`` keeps one WebSocket open across tasks (connection reuse) and opens a new one
 when the server has closed it (60-second idle close, task-failed). Threads:
 
 - the caller's thread runs ``streaming_call`` / ``streaming_complete`` / ``streaming_cancel``;
-- one receive thread per connection decodes frames and runs the :class:`ResultCallback` methods.
-  Callbacks must return quickly: they run on the thread that reads the socket.
+- one receive thread per connection (:mod:`voicebridge.connection`) decodes frames and runs the
+  :class:`ResultCallback` methods. Callbacks must return quickly: they run on the thread that
+  reads the socket.
 
 All protocol rules live in :class:`voicebridge.protocol.ClientProtocol`; this module only moves
-frames and waits, every wait bounded.
+frames and waits, every wait bounded. (:class:`~voicebridge.bridge.VoiceBridge` does not use this
+class: its session drives the same connection and protocol machine without blocking waits.)
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -21,22 +22,16 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
-import websocket
-
 from .config import ApiKey, resolve_api_key, resolve_url
+from .connection import Connection, open_connection
 from .errors import (
-    AuthenticationError,
     ConfigurationError,
     ConnectionLost,
-    HandshakeError,
-    RemoteProtocolError,
     SynthesisTimeout,
     TaskFailedError,
-    TransportError,
     VoiceBridgeError,
 )
 from .protocol import (
-    Audio,
     ClientProtocol,
     ClientState,
     ServerEvent,
@@ -49,8 +44,6 @@ from .protocol import (
 __all__ = ["AudioFormat", "ResultCallback", "SpeechSynthesizer"]
 
 log = logging.getLogger("voicebridge.client")
-
-_ACTIVE = (ClientState.STARTING, ClientState.STARTED, ClientState.FINISHING)
 
 
 class AudioFormat(Enum):
@@ -111,69 +104,6 @@ class ResultCallback:
         """The WebSocket closed."""
 
 
-class _Connection:
-    """One WebSocket and its receive thread; frames go to the owning synthesizer."""
-
-    def __init__(self, owner: SpeechSynthesizer, ws: websocket.WebSocket) -> None:
-        self._owner = owner
-        self._ws = ws
-        self.closed = threading.Event()
-        self._thread = threading.Thread(
-            target=self._receive_loop, name="voicebridge-receive", daemon=True
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def send(self, frame: str) -> None:
-        if self.closed.is_set():
-            raise ConnectionLost("the connection is closed")
-        try:
-            self._ws.send(frame)
-        except (websocket.WebSocketException, OSError) as exc:
-            self.closed.set()
-            raise ConnectionLost(f"sending failed: {exc}") from None
-
-    def close(self, timeout: float = 2.0) -> None:
-        """Close the socket and join the receive thread (bounded by ``timeout``)."""
-        if not self.closed.is_set():
-            self.closed.set()
-            with contextlib.suppress(websocket.WebSocketException, OSError):
-                self._ws.close(timeout=min(timeout, 1.0))
-        self._shutdown()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-
-    def _shutdown(self) -> None:
-        with contextlib.suppress(websocket.WebSocketException, OSError):
-            self._ws.shutdown()  # type: ignore[no-untyped-call]
-
-    def _receive_loop(self) -> None:
-        reason: VoiceBridgeError | None = None
-        try:
-            while True:
-                opcode, data = self._ws.recv_data()
-                if opcode == websocket.ABNF.OPCODE_TEXT:
-                    self._owner._on_text(self, data.decode("utf-8", errors="replace"))
-                elif opcode == websocket.ABNF.OPCODE_BINARY:
-                    self._owner._on_binary(self, data)
-                elif opcode == websocket.ABNF.OPCODE_CLOSE:
-                    break
-        except RemoteProtocolError as exc:
-            reason = exc
-        except (websocket.WebSocketException, OSError, ValueError) as exc:
-            if not self.closed.is_set():
-                reason = ConnectionLost(f"connection lost: {exc}")
-        except Exception as exc:  # a user callback raised: end the task, never hang it
-            log.exception("a ResultCallback method raised; closing the connection")
-            reason = VoiceBridgeError(f"a ResultCallback method raised {exc!r}")
-        finally:
-            was_closing = self.closed.is_set()
-            self.closed.set()
-            self._shutdown()
-            self._owner._on_closed(self, reason, expected=was_closing)
-
-
 class SpeechSynthesizer:
     """Streaming speech synthesis over one reusable WebSocket, like the SDK's class of that name.
 
@@ -221,7 +151,7 @@ class SpeechSynthesizer:
         self.connect_timeout = connect_timeout
         self.start_timeout = start_timeout
         self._protocol = ClientProtocol()
-        self._connection: _Connection | None = None
+        self._connection: Connection | None = None
         self._started = threading.Event()
         self._done = threading.Event()
         self._error: VoiceBridgeError | None = None
@@ -247,7 +177,7 @@ class SpeechSynthesizer:
 
     @property
     def task_active(self) -> bool:
-        return self._protocol.state in _ACTIVE
+        return self._protocol.task_active
 
     @property
     def error(self) -> VoiceBridgeError | None:
@@ -265,30 +195,14 @@ class SpeechSynthesizer:
             return
         if self._connection is not None:
             self._connection.close()
-        header = [f"{name}: {value}" for name, value in self._headers.items()]
-        if self._api_key:
-            header.append(f"Authorization: {self._api_key.authorization()}")
-        header.append("user-agent: voicebridge")
-        try:
-            ws = websocket.create_connection(
-                self.url, header=header, timeout=self.connect_timeout, enable_multithread=True
-            )
-        except websocket.WebSocketBadStatusException as exc:
-            status = int(getattr(exc, "status_code", 0) or 0)
-            body = getattr(exc, "resp_body", b"") or b""
-            detail = body.decode("utf-8", "replace")[:300] if isinstance(body, bytes) else ""
-            error_type = AuthenticationError if status in (401, 403) else HandshakeError
-            raise error_type(status, detail or "the server refused the connection") from None
-        except (websocket.WebSocketTimeoutException, TimeoutError):
-            raise SynthesisTimeout(
-                f"no WebSocket connection to {self.url} within {self.connect_timeout:g} s"
-            ) from None
-        except (websocket.WebSocketException, OSError) as exc:
-            raise TransportError(f"cannot connect to {self.url}: {exc}") from None
-        ws.settimeout(None)
+        self._connection = open_connection(
+            self.url,
+            self,
+            api_key=self._api_key,
+            headers=self._headers,
+            timeout=self.connect_timeout,
+        )
         self._protocol = ClientProtocol()
-        self._connection = _Connection(self, ws)
-        self._connection.start()
         self._callback.on_open()
 
     def close(self) -> None:
@@ -317,7 +231,6 @@ class SpeechSynthesizer:
         self._started.clear()
         self._done.clear()
         self._error = None
-        self._first_text_at = None
         self._first_package_delay = None
         frame = self._protocol.run_task(self.parameters, task_id)
         self._send(frame)
@@ -333,9 +246,8 @@ class SpeechSynthesizer:
             return
         if self._error is not None:
             raise self._error
-        if self._first_text_at is None:
-            self._first_text_at = time.monotonic()
         if not self.task_active:
+            self._first_text_at = time.monotonic()  # the SDK counts the connect and task start
             self.start()
         self._send(self._protocol.continue_task(text))
 
@@ -412,13 +324,20 @@ class SpeechSynthesizer:
         if self._error is not None:
             raise self._error
 
-    def _on_text(self, conn: _Connection, text: str) -> None:
-        """Receive thread: one JSON frame."""
-        if conn is not self._connection:
+    # ------------------------------------------------------------------ receive thread
+
+    def on_text(self, connection: Connection, text: str) -> None:
+        """One JSON frame (ConnectionListener)."""
+        if connection is not self._connection:
             return
         log.debug("recv %s", text[:200])
         self._last_response = text
-        event = self._protocol.receive_text(text)
+        try:
+            event = self._protocol.receive_text(text)
+        except VoiceBridgeError as exc:
+            self._fail(exc)
+            connection.close()
+            return
         self._callback.on_event(text)
         self._callback.on_result(event)
         if isinstance(event, TaskStarted):
@@ -431,30 +350,37 @@ class SpeechSynthesizer:
             self._last_request_id = event.task_id
             self._fail(TaskFailedError(event.code, event.message, event.task_id))
 
-    def _on_binary(self, conn: _Connection, data: bytes) -> None:
-        """Receive thread: one audio frame."""
-        if conn is not self._connection:
+    def on_binary(self, connection: Connection, data: bytes) -> None:
+        """One audio frame (ConnectionListener)."""
+        if connection is not self._connection:
             return
-        audio: Audio = self._protocol.receive_binary(data)
+        try:
+            audio = self._protocol.receive_binary(data)
+        except VoiceBridgeError as exc:
+            self._fail(exc)
+            connection.close()
+            return
         if self._first_package_delay is None and self._first_text_at is not None:
             self._first_package_delay = time.monotonic() - self._first_text_at
         if self._audio is not None:
             self._audio.append(audio.data)
         self._callback.on_data(audio.data)
 
-    def _on_closed(
-        self, conn: _Connection, reason: VoiceBridgeError | None, expected: bool
-    ) -> None:
-        """Receive thread, last call: the socket is gone."""
-        if conn is self._connection and self.task_active and self._error is None:
-            self._fail(reason or ConnectionLost("the server closed the connection during a task"))
-        elif reason is not None and not expected and self._error is None:
-            self._fail(reason)
+    def on_control(self, connection: Connection) -> None:
+        """A ping or pong (ConnectionListener): nothing to do."""
+
+    def on_closed(self, connection: Connection, error: VoiceBridgeError | None) -> None:
+        """The socket is gone (ConnectionListener, last call)."""
+        if connection is self._connection and self._error is None:
+            if self.task_active:
+                self._fail(error or ConnectionLost("the connection closed during a task"))
+            elif error is not None and not isinstance(error, ConnectionLost):
+                self._fail(error)
         self._callback.on_close()
 
     def _fail(self, error: VoiceBridgeError) -> None:
         self._error = error
-        self._protocol.state = ClientState.FAILED
+        self._protocol.fail()
         self._callback.on_error(str(error))
         self._started.set()
         self._done.set()

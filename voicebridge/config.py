@@ -7,6 +7,9 @@ The key comes from an argument or ``DASHSCOPE_API_KEY`` and is held in :class:`A
 from __future__ import annotations
 
 import os
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError
 
 __all__ = ["DEFAULT_URL", "INTL_URL", "ApiKey", "resolve_api_key", "resolve_url"]
 
@@ -25,6 +28,11 @@ class ApiKey:
     def authorization(self) -> str:
         """The value of the ``Authorization`` header."""
         return f"Bearer {self._value}"
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every occurrence of the key replaced by ``***`` (server-provided text
+        may echo the request)."""
+        return text.replace(self._value, "***") if self._value and self._value in text else text
 
     def __bool__(self) -> bool:
         return bool(self._value)
@@ -48,5 +56,18 @@ def resolve_api_key(api_key: str | ApiKey | None = None) -> ApiKey | None:
 
 
 def resolve_url(url: str | None = None) -> str:
-    """The URL argument, else ``DASHSCOPE_WEBSOCKET_BASE_URL``, else the mainland service."""
-    return url or os.environ.get("DASHSCOPE_WEBSOCKET_BASE_URL") or DEFAULT_URL
+    """The URL argument, else ``DASHSCOPE_WEBSOCKET_BASE_URL``, else the mainland service.
+
+    ConfigurationError unless it is a ``ws://`` or ``wss://`` URL with a host."""
+    value = url or os.environ.get("DASHSCOPE_WEBSOCKET_BASE_URL") or DEFAULT_URL
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in ("ws", "wss") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a bad port number
+        valid = False
+    if not valid:
+        raise ConfigurationError(
+            f"invalid speech service URL {value!r}: expected ws://HOST[:PORT]/PATH or wss://…, "
+            f"e.g. {DEFAULT_URL}"
+        )
+    return value

@@ -17,8 +17,8 @@
     ├── SourceError                 the LLM stream failed (e.g. ``response.failed``)
     └── AudioError                  no output device, PyAudio missing, a sink failed
 
-No exception text ever contains an API key: keys are wrapped in :class:`voicebridge.auth.ApiKey`,
-whose ``str`` and ``repr`` are masked.
+No exception text ever contains an API key: keys are wrapped in :class:`voicebridge.config.ApiKey`,
+whose ``str`` and ``repr`` are masked, and server-provided text is scrubbed of the key.
 """
 
 from __future__ import annotations
@@ -46,7 +46,19 @@ _TRANSIENT_MESSAGES = ("request timeout after", "rate limit exceeded", "internal
 
 
 class VoiceBridgeError(Exception):
-    """Base class of every error voicebridge raises on purpose."""
+    """Base class of every error voicebridge raises on purpose.
+
+    When it ends a turn, ``unspoken_text`` holds the turn's text that was not spoken (to retry
+    it, or show it); its length is part of the message.
+    """
+
+    unspoken_text: str = ""
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.unspoken_text:
+            text += f" ({len(self.unspoken_text)} characters not spoken)"
+        return text
 
 
 class ConfigurationError(VoiceBridgeError, ValueError):

@@ -8,9 +8,11 @@ messages and the codec defined here.
 Client task states (one task at a time per connection)::
 
     IDLE --run_task--> STARTING --task-started--> STARTED --finish_task--> FINISHING
-      ^                                              |  continue_task*          |
-      +------------------- task-finished ------------+-------------------------+
-    any --task-failed--> FAILED (the server closes the connection)
+      ^                                          continue_task*, flush*          |
+      +------------------------------ task-finished ---------------------------+
+    any --task-failed or fail()--> FAILED (the service closes the connection)
+
+The moves are one table, ``_TRANSITIONS``.
 
 Text frames carry JSON; binary frames carry audio for the current task.
 """
@@ -27,8 +29,18 @@ from typing import Any
 from .errors import LocalProtocolError, RemoteProtocolError
 
 __all__ = [
+    "ACTIVE_STATES",
+    "BIT_RATE_RANGE",
+    "CONNECTION_IDLE_TIMEOUT",
     "FORMATS",
+    "LANGUAGE_HINTS",
+    "MAX_INSTRUCTION_CHARACTERS",
+    "PITCH_RANGE",
+    "RATE_RANGE",
     "SAMPLE_RATES",
+    "SEED_RANGE",
+    "TASK_IDLE_TIMEOUT",
+    "VOLUME_RANGE",
     "Audio",
     "ClientMessage",
     "ClientProtocol",
@@ -52,6 +64,18 @@ __all__ = [
 FORMATS = ("pcm", "wav", "mp3", "opus")
 SAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
 DEFAULT_FORMAT = "Default"  # the SDK's word for "the voice's own format and rate"
+TASK_IDLE_TIMEOUT = 23.0
+"""Seconds without text (or finish-task) after which the service fails a task (docs/protocol.md)."""
+CONNECTION_IDLE_TIMEOUT = 60.0
+"""Seconds a connection may stay without a task before the service closes it."""
+VOLUME_RANGE = (0, 100)
+RATE_RANGE = PITCH_RANGE = (0.5, 2.0)
+SEED_RANGE = (0, 65535)
+BIT_RATE_RANGE = (6, 510)  # kbps, opus only
+MAX_INSTRUCTION_CHARACTERS = 128  # issue 12's figure; the service pages give fixed phrases only
+LANGUAGE_HINTS = ("zh", "en", "ja", "ko", "fr", "de", "es", "it", "ru", "pt", "th")
+"""Languages ``language_hints`` may name: zh, en, fr, de, ja, ko and ru are in the SDK pages; es,
+it, pt and th in newer service pages. The service reads the first element only."""
 
 
 def new_task_id() -> str:
@@ -162,6 +186,8 @@ def _load_object(text: str | bytes, who: str) -> tuple[dict[str, Any], dict[str,
         obj = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RemoteProtocolError(f"{who} sent a text frame that is not JSON: {exc}") from None
+    except RecursionError:
+        raise RemoteProtocolError(f"{who} sent JSON nested too deeply") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("header"), dict):
         raise RemoteProtocolError(f"{who} sent a JSON message without a 'header' object")
     payload = obj.get("payload", {})
@@ -352,11 +378,33 @@ class ClientState(Enum):
     FAILED = "failed"
 
 
+_S = ClientState
+# Every legal move of the client machine, in one table (h11's style): (state, what) -> next state.
+# "what" is an action we send or an event we receive. task-failed and fail() lead to FAILED from
+# any state; a move not listed is a LocalProtocolError (ours) or a RemoteProtocolError (theirs).
+_TRANSITIONS: dict[tuple[ClientState, str], ClientState] = {
+    (_S.IDLE, "run-task"): _S.STARTING,
+    (_S.STARTING, "task-started"): _S.STARTED,
+    (_S.STARTED, "continue-task"): _S.STARTED,
+    (_S.STARTED, "flush"): _S.STARTED,
+    (_S.STARTED, "finish-task"): _S.FINISHING,
+    (_S.STARTED, "result-generated"): _S.STARTED,
+    (_S.FINISHING, "result-generated"): _S.FINISHING,
+    (_S.STARTED, "audio"): _S.STARTED,
+    (_S.FINISHING, "audio"): _S.FINISHING,
+    (_S.FINISHING, "task-finished"): _S.IDLE,
+}
+ACTIVE_STATES = frozenset({_S.STARTING, _S.STARTED, _S.FINISHING})
+"""States in which a task is running on the connection."""
+
+
 class ClientProtocol:
     """The client side of one connection: builds frames to send, checks frames received.
 
     Methods that send return the text frame to write; ``receive_*`` return the decoded event.
-    ``characters`` is the last billed count seen in the current (or last) task.
+    ``characters`` is the last billed count seen in the current (or last) task. The I/O layer
+    calls :meth:`fail` when the connection breaks; after task-failed or :meth:`fail` the machine
+    is FAILED for good (the service closes the connection after a failure: use a new one).
     """
 
     def __init__(self) -> None:
@@ -365,11 +413,13 @@ class ClientProtocol:
         self.characters = 0
         self.request_uuid: str | None = None
 
+    @property
+    def task_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
     def run_task(self, parameters: SynthesisParameters, task_id: str | None = None) -> str:
-        if self.state is not ClientState.IDLE:
-            raise LocalProtocolError(f"cannot start a task while {self.state.value}")
+        self._send("run-task")
         self.task_id = task_id or new_task_id()
-        self.state = ClientState.STARTING
         self.characters = 0
         self.request_uuid = None
         return encode_client_message(RunTask.create(self.task_id, parameters))
@@ -377,52 +427,57 @@ class ClientProtocol:
     def continue_task(self, text: str) -> str:
         if not text:
             raise LocalProtocolError("continue-task needs non-empty text")
-        return encode_client_message(ContinueTask(self._require_started("send text"), text))
+        return encode_client_message(ContinueTask(self._send("continue-task"), text))
 
     def flush(self) -> str:
-        return encode_client_message(ContinueTask(self._require_started("flush"), "", flush=True))
+        return encode_client_message(ContinueTask(self._send("flush"), "", flush=True))
 
     def finish_task(self, *, cancel: bool = False) -> str:
-        task_id = self._require_started("finish the task")
-        self.state = ClientState.FINISHING
-        return encode_client_message(FinishTask(task_id, cancel=cancel))
+        return encode_client_message(FinishTask(self._send("finish-task"), cancel=cancel))
 
-    def _require_started(self, what: str) -> str:
-        if self.state is not ClientState.STARTED or self.task_id is None:
-            state = self.state.value
-            raise LocalProtocolError(f"cannot {what} while {state} (wait for task-started)")
-        return self.task_id
+    def fail(self) -> None:
+        """The connection broke (or sent garbage): no further frame belongs to this machine."""
+        self.state = ClientState.FAILED
 
     def receive_text(self, text: str | bytes) -> ServerEvent:
         event = decode_server_event(text)
         assert not isinstance(event, Audio)
-        if isinstance(event, TaskFailed) and not event.task_id and self.task_id:
-            event = TaskFailed(self.task_id, event.code, event.message)
-        if event.task_id != self.task_id:
-            raise RemoteProtocolError(
-                f"event {type(event).__name__} for task {event.task_id}, expected {self.task_id}"
-            )
         if isinstance(event, TaskFailed):
+            if not event.task_id and self.task_id:
+                event = TaskFailed(self.task_id, event.code, event.message)
+            self._check_task(event.task_id, "task-failed")
             self.state = ClientState.FAILED
-        elif isinstance(event, TaskStarted):
-            self._expect((ClientState.STARTING,), "task-started")
-            self.state = ClientState.STARTED
-        elif isinstance(event, ResultGenerated):
-            self._expect((ClientState.STARTED, ClientState.FINISHING), "result-generated")
-            if event.characters is not None:
-                self.characters = event.characters
-        else:
-            self._expect((ClientState.STARTED, ClientState.FINISHING), "task-finished")
-            if event.characters is not None:
-                self.characters = event.characters
+            return event
+        what = {TaskStarted: "task-started", ResultGenerated: "result-generated"}.get(
+            type(event), "task-finished"
+        )
+        self._check_task(event.task_id, what)
+        self._receive(what)
+        if isinstance(event, ResultGenerated | TaskFinished) and event.characters is not None:
+            self.characters = event.characters
+        if isinstance(event, TaskFinished):
             self.request_uuid = event.request_uuid
-            self.state = ClientState.IDLE
         return event
 
     def receive_binary(self, data: bytes) -> Audio:
-        self._expect((ClientState.STARTED, ClientState.FINISHING), "audio")
+        self._receive("audio")
         return Audio(data)
 
-    def _expect(self, states: tuple[ClientState, ...], what: str) -> None:
-        if self.state not in states:
+    def _send(self, what: str) -> str:
+        """Move for an action we send; the task id it belongs to (LocalProtocolError if illegal)."""
+        next_state = _TRANSITIONS.get((self.state, what))
+        if next_state is None:
+            hint = " (wait for task-started)" if self.state is ClientState.STARTING else ""
+            raise LocalProtocolError(f"cannot send {what} while {self.state.value}{hint}")
+        self.state = next_state
+        return self.task_id or ""
+
+    def _receive(self, what: str) -> None:
+        next_state = _TRANSITIONS.get((self.state, what))
+        if next_state is None:
             raise RemoteProtocolError(f"{what} arrived while the client is {self.state.value}")
+        self.state = next_state
+
+    def _check_task(self, task_id: str, what: str) -> None:
+        if task_id != self.task_id:
+            raise RemoteProtocolError(f"{what} for task {task_id}, expected {self.task_id}")

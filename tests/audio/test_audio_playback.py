@@ -13,7 +13,7 @@ import pytest
 
 from tests.audio.pulse import Pulse, stop_recording
 from voicebridge.audio import AudioPipeline, PcmFileSink, PcmFormat, PyAudioSink
-from voicebridge.server.engines import EspeakEngine
+from voicebridge.server import EspeakEngine, SpeechRequest
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",
@@ -29,7 +29,8 @@ def synthesize(rate: int) -> list[np.ndarray]:
     engine = EspeakEngine()
     try:
         assert engine.sample_rate == rate
-        pcm = [b"".join(engine.synthesize(text, "en", 1.0, 1.0, 50)) for text in SENTENCES]
+        streams = [engine.synthesize(SpeechRequest(text, "en")) for text in SENTENCES]
+        pcm = [b"".join(c for c in stream if isinstance(c, bytes)) for stream in streams]
     finally:
         engine.close()
     return [np.frombuffer(p, dtype="<i2").astype(np.float64) / 32768 for p in pcm]

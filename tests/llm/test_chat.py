@@ -17,8 +17,13 @@ from pathlib import Path
 import pytest
 
 from tests.llm.scripted_llm import Fail, Reply, ScriptedLLM, say
-from voicebridge.chat import DEFAULT_WAV, choose_llm, choose_sinks
+from tests.user_errors import closed_port, one_error_line
+from voicebridge.audio import NullSink
+from voicebridge.bridge import VoiceBridge
+from voicebridge.chat import DEFAULT_WAV, choose_llm, describe_speech
+from voicebridge.cli import choose_sinks
 from voicebridge.local_llm import MODEL_NAME
+from voicebridge.server import ServerThread
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -152,7 +157,7 @@ def test_an_llm_error_is_shown_and_the_chat_goes_on(
     term.expect("you> ")
     term.type("Hello\n")
     term.expect("Partial answer.")
-    term.expect("[LLM error: APIError: quota exceeded]")
+    term.expect("[the LLM stream failed: APIError: quota exceeded]")
     term.expect("you> ")
     term.type("Hello again\n")
     term.expect("You said: Hello again")
@@ -191,16 +196,73 @@ def test_llm_choice_follows_arguments_then_openai_then_dashscope_then_local() ->
 
 
 def test_no_speaker_means_a_wav_file_and_a_note(tmp_path: Path) -> None:
-    sinks, note = choose_sinks(None, play=False)
+    sinks, note = choose_sinks(None, play=False, device=None, default_wav=DEFAULT_WAV)
     assert len(sinks) == 1
     assert note == f"audio written to {DEFAULT_WAV}"
-    sinks, note = choose_sinks(str(tmp_path / "x.wav"), play=False)
-    assert note.endswith("x.wav")
+    sinks, note = choose_sinks(
+        str(tmp_path / "x.wav"), play=True, device="no-such-device", default_wav=DEFAULT_WAV
+    )
+    assert note.startswith("not playing (") and note.endswith("audio written to " + sinks[0].path)
+
+
+def test_piped_messages_are_echoed_after_the_prompt(
+    terminal_env: dict[str, str], tmp_path: Path
+) -> None:
+    args = [sys.executable, "-m", "voicebridge.chat", "--no-play", "--engine", "tone"]
+    result = subprocess.run(
+        args, input="Hello there\nSecond question\n", env=terminal_env, cwd=tmp_path,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "you> Hello there\nbot> You said: Hello there\n" in result.stdout
+    assert "you> Second question\nbot> You said: Second question\n" in result.stdout
+
+
+def test_an_unreachable_llm_is_one_line_and_leaves_no_wav(
+    terminal_env: dict[str, str], tmp_path: Path
+) -> None:
+    base_url = f"http://127.0.0.1:{closed_port()}/v1"
+    args = [sys.executable, "-m", "voicebridge.chat", "Hello?", "--base-url", base_url]
+    args += ["--engine", "tone", "--no-play", "--out", "once.wav"]
+    result = subprocess.run(
+        args, env=terminal_env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    line = one_error_line(result, 1)
+    assert line.startswith(f"voicebridge: cannot reach the LLM at {base_url}")
+    assert list(tmp_path.iterdir()) == []  # neither once.wav nor a temporary file
+
+
+def test_with_a_dashscope_key_the_speech_service_is_named_not_none(
+    terminal_env: dict[str, str], tmp_path: Path
+) -> None:
+    with ServerThread(engine="tone") as speech:
+        env = {**terminal_env, "DASHSCOPE_API_KEY": "sk-secret-test"}
+        env["DASHSCOPE_WEBSOCKET_BASE_URL"] = speech.url
+        args = [sys.executable, "-m", "voicebridge.chat", "Hi", "--no-play"]
+        result = subprocess.run(
+            args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == 0, result.stderr
+    assert f"speech: CosyVoice-compatible service at {speech.url};" in result.stderr
+    assert "None" not in result.stderr
+    assert "sk-secret-test" not in result.stdout + result.stderr
+
+
+def test_the_real_service_is_described_by_its_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DASHSCOPE_WEBSOCKET_BASE_URL", raising=False)
+    with VoiceBridge(api_key="sk-test", sinks=[NullSink()]) as bridge:  # never connects here
+        assert describe_speech(bridge) == "Alibaba Cloud CosyVoice (dashscope.aliyuncs.com)"
+        intl = "wss://dashscope-intl.aliyuncs.com/api-ws/v1/inference"
+        assert describe_speech(bridge, intl) in (
+            "Alibaba Cloud CosyVoice (dashscope-intl.aliyuncs.com)",  # bridge.url unresolved
+            "Alibaba Cloud CosyVoice (dashscope.aliyuncs.com)",  # bridge.url resolved
+        )
+        assert not bridge.connected
 
 
 @pytest.mark.slow
 def test_one_shot_on_the_embedded_defaults_local_llm_and_local_speech(tmp_path: Path) -> None:
-    """The README's first command: no key, no URL, no sound device needed."""
+    """README's first command (installed already): no key, no URL, no sound device needed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "DASHSCOPE_"))}
     args = [sys.executable, "-m", "voicebridge.chat", "What is the capital of France?"]
     result = subprocess.run(
@@ -210,6 +272,6 @@ def test_one_shot_on_the_embedded_defaults_local_llm_and_local_speech(tmp_path: 
     assert "local SmolLM2" in result.stderr
     assert "embedded local server" in result.stderr
     reply, _, metrics = result.stdout.partition("[first token ")
-    assert reply.strip()
+    assert "Paris" in reply
     assert "s of audio]" in metrics
-    assert frames(tmp_path / DEFAULT_WAV) > 4000
+    assert frames(tmp_path / DEFAULT_WAV) > 22050  # more than a second of speech

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -10,7 +12,14 @@ from hypothesis import strategies as st
 from voicebridge.errors import ConfigurationError
 from voicebridge.server import EspeakEngine, ToneEngine
 from voicebridge.server.encoding import Resampler, TaskEncoder, wav_header
+from voicebridge.server.engines import Engine, SpeechRequest
 from voicebridge.voices import V1_VOICES, V2_VOICES, voice_language
+
+
+def pcm(engine: Engine, text: str, language: str = "en", **options: Any) -> list[bytes]:
+    """The PCM chunks of one sentence (anchors left out)."""
+    request = SpeechRequest(text, language, **options)
+    return [item for item in engine.synthesize(request) if isinstance(item, bytes)]
 
 
 @pytest.fixture
@@ -21,21 +30,21 @@ def espeak() -> EspeakEngine:
 
 
 def test_espeak_streams_several_chunks_per_sentence(espeak: EspeakEngine) -> None:
-    chunks = list(espeak.synthesize("One two three four five six seven.", "en", 1.0, 1.0, 50))
+    chunks = pcm(espeak, "One two three four five six seven.")
     assert len(chunks) > 1 and all(len(c) % 2 == 0 for c in chunks)
 
 
 def test_espeak_abandoned_sentence_does_not_block_the_next(espeak: EspeakEngine) -> None:
-    stream = espeak.synthesize("A very long sentence that goes on. " * 40, "en", 1.0, 1.0, 50)
+    stream = espeak.synthesize(SpeechRequest("A very long sentence that goes on. " * 40, "en"))
     next(stream)
-    stream.close()  # type: ignore[attr-defined]
-    assert list(espeak.synthesize("Next.", "en", 1.0, 1.0, 50))
+    stream.close()
+    assert pcm(espeak, "Next.")
 
 
 def test_espeak_unknown_language_is_an_error(espeak: EspeakEngine) -> None:
     with pytest.raises(ConfigurationError):
-        list(espeak.synthesize("x", "no-such-language", 1.0, 1.0, 50))
-    assert list(espeak.synthesize("still fine", "en", 1.0, 1.0, 50))
+        pcm(espeak, "x", "no-such-language")
+    assert pcm(espeak, "still fine")
 
 
 def test_one_espeak_engine_per_process(espeak: EspeakEngine) -> None:
@@ -47,7 +56,7 @@ def test_one_espeak_engine_per_process(espeak: EspeakEngine) -> None:
 
 def test_every_catalogued_voice_has_an_espeak_voice(espeak: EspeakEngine) -> None:
     for language in sorted(set(V1_VOICES.values()) | set(V2_VOICES.values())):
-        assert list(espeak.synthesize("1", language, 1.0, 1.0, 50)), language
+        assert pcm(espeak, "1", language), language
 
 
 def test_voice_catalogue_follows_model_versions() -> None:
@@ -66,14 +75,14 @@ def test_voice_catalogue_follows_model_versions() -> None:
 
 def test_tone_is_deterministic_and_proportional_to_billed_length() -> None:
     tone = ToneEngine()
-    one = b"".join(tone.synthesize("ab", "en", 1.0, 1.0, 50))
-    assert one == b"".join(tone.synthesize("ab", "en", 1.0, 1.0, 50))
-    two = b"".join(tone.synthesize("中", "cmn", 1.0, 1.0, 50))  # one ideograph bills 2
-    four = b"".join(tone.synthesize("abcd", "en", 1.0, 1.0, 50))
+    one = b"".join(pcm(tone, "ab"))
+    assert one == b"".join(pcm(tone, "ab"))
+    two = b"".join(pcm(tone, "中", "cmn"))  # one ideograph bills 2
+    four = b"".join(pcm(tone, "abcd"))
     assert len(one) == len(two)
     assert len(four) / len(one) == pytest.approx(2.0, abs=0.01)
     silent = ToneEngine(frequency=0.0)
-    assert not any(b"".join(silent.synthesize("abc", "en", 1.0, 1.0, 100)))
+    assert not any(b"".join(pcm(silent, "abc", volume=100)))
 
 
 @settings(max_examples=50, deadline=None)
@@ -93,7 +102,7 @@ def test_resampling_in_chunks_equals_resampling_at_once(rate: int, cuts: list[in
 
 
 def test_wav_encoder_puts_the_header_first_only() -> None:
-    encoder = TaskEncoder("wav", 22050, 22050)
-    assert encoder.encode(b"\x01\x00") == wav_header(22050) + b"\x01\x00"
-    assert encoder.encode(b"\x02\x00") == b"\x02\x00"
+    encoder = TaskEncoder("wav", 22050)
+    assert encoder.encode(b"\x01\x00", 22050) == wav_header(22050) + b"\x01\x00"
+    assert encoder.encode(b"\x02\x00", 22050) == b"\x02\x00"
     assert encoder.end_sentence() == b""

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import signal
-import subprocess
-import sys
 import threading
 
 import pytest
-from wsclient import RawClient
+from wsclient import RawClient, serve_process
 
 from voicebridge.errors import ConfigurationError
 from voicebridge.protocol import Audio, TaskFinished
@@ -61,34 +57,19 @@ def test_repr_and_url_never_show_the_key() -> None:
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_and_sigterm_stop_serve_cleanly(signum: int) -> None:
-    code = "from voicebridge.server import serve; serve(port=0, engine='tone')"
-    process = subprocess.Popen(
-        [sys.executable, "-c", code],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert process.stderr is not None
-        line = process.stderr.readline()
-        url = re.search(r"ws://\S+", line)
-        assert url, line
-        with RawClient(url.group(0)) as client:
+    with serve_process(engine="tone") as (process, url):
+        with RawClient(url) as client:
             assert isinstance(client.speak("Before Ctrl-C.")[-1], TaskFinished)
         process.send_signal(signum)
         assert process.wait(timeout=20) == 0
-        assert "Traceback" not in process.stderr.read()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=5)
+        assert process.stderr is not None and "Traceback" not in process.stderr.read()
 
 
 def test_port_in_use_is_a_configuration_error_and_leaves_nothing(tone_server: ServerThread) -> None:
     port = int(tone_server.url.split(":")[2].split("/")[0])
     with pytest.raises(ConfigurationError, match="cannot listen"):
         ServerThread(port=port, engine="tone").start()
-    assert our_threads() == ["voicebridge-server"]  # only the fixture's own server
+    assert sorted(our_threads()) == ["voicebridge-server", "voicebridge-synth"]  # the fixture's
 
 
 def test_local_server_as_async_context_manager() -> None:

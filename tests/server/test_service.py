@@ -19,6 +19,8 @@ from voicebridge.protocol import (
     TaskStarted,
     encode_client_message,
 )
+from voicebridge.server.engines import SpeechRequest
+from voicebridge.server.sentences import split_sentences
 from voicebridge.server.service import (
     CancelSynthesis,
     CloseConnection,
@@ -26,8 +28,8 @@ from voicebridge.server.service import (
     ServerLimits,
     ServerProtocol,
     Synthesize,
-    split_sentences,
 )
+from voicebridge.text.billing import count_characters
 
 PARAMS = SynthesisParameters("cosyvoice-v2", "longxiaochun_v2", "pcm", 22050)
 TASK = "0" * 32
@@ -62,8 +64,9 @@ def test_full_task_event_order_and_billing() -> None:
     server = ServerProtocol(now=0.0)
     assert run(server) == [TaskStarted(TASK)]
     first = text(server, "床前明月光，疑是地上霜。举头")
+    sentence = "床前明月光，疑是地上霜。"
     assert [a for a in first if isinstance(a, Synthesize)] == [
-        Synthesize(TASK, 0, "床前明月光，疑是地上霜。", PARAMS)
+        Synthesize(TASK, 0, sentence, SpeechRequest(sentence, "cmn"), "pcm")
     ]
     events = synthesize_all(server, first) + synthesize_all(server, finish(server))
     assert [(type(e).__name__, getattr(e, "type", None)) for e in events] == [
@@ -159,7 +162,9 @@ def test_limits_per_message_and_per_task() -> None:
 
 
 def test_run_task_validation_and_voice_check() -> None:
-    server = ServerProtocol(now=0.0, voice_check=lambda model, voice: voice == "known")
+    server = ServerProtocol(
+        now=0.0, voice_language=lambda model, voice: "en" if voice == "known" else None
+    )
     actions = run(server)
     assert actions[0] == TaskFailed(TASK, "InvalidParameter", "[tts:]Engine return error code: 418")
     assert isinstance(actions[-1], CloseConnection)
@@ -179,7 +184,7 @@ def test_sdk_default_format_gets_the_voice_default_rate() -> None:
     server.receive_text(encode_client_message(frame), 0.0)
     [synth] = text(server, "Hi. ")
     assert isinstance(synth, Synthesize)
-    assert (synth.parameters.format, synth.parameters.sample_rate) == ("mp3", 22050)
+    assert (synth.format, synth.request.sample_rate) == ("mp3", 22050)
 
 
 def test_engine_failure_fails_the_task() -> None:
@@ -213,3 +218,101 @@ def test_sentences_and_tail_rebuild_the_text(value: str) -> None:
     sentences, tail = split_sentences(value)
     assert "".join(sentences) + tail == value
     assert all(s.strip() for s in sentences)
+
+
+# --------------------------------------------------------------------------- flush (issue 11)
+
+
+def test_flush_with_text_synthesizes_all_held_text_as_one_sentence() -> None:
+    server = ServerProtocol(now=0.0)
+    run(server)
+    text(server, "First part, ")
+    text(server, "second part")
+    [synth] = text(server, "", flush=True)
+    assert isinstance(synth, Synthesize) and synth.text == "First part, second part"
+    assert text(server, "", flush=True) == []  # nothing held: nothing to do, no error
+    both = {  # text and flush in one message: the text is taken first
+        "header": {"action": "continue-task", "task_id": TASK, "streaming": "duplex"},
+        "payload": {"input": {"text": "third", "flush": True}},
+    }
+    [synth] = server.receive_text(json.dumps(both), 0.0)
+    assert isinstance(synth, Synthesize) and synth.text == "third"
+
+
+def test_flush_keeps_complete_sentences_separate_and_counts_no_text() -> None:
+    server = ServerProtocol(now=0.0, limits=ServerLimits(idle_timeout=23.0))
+    run(server, now=0.0)
+    text(server, "One. Two", now=5.0)  # "One. " went out at once
+    [tail] = text(server, "", now=20.0, flush=True)
+    assert isinstance(tail, Synthesize) and (tail.index, tail.text) == (1, "Two")
+    assert server.next_deadline() == 28.0  # a bare flush is no text: the timer still runs
+
+
+def test_flush_after_finish_task_is_an_error() -> None:
+    server = ServerProtocol(now=0.0)
+    run(server)
+    text(server, "Held")
+    finish(server)
+    failed = text(server, "", flush=True)
+    assert isinstance(failed[-2], TaskFailed) and "after finish-task" in failed[-2].message
+
+
+# --------------------------------------------------------------------------- issue 10 rules
+
+
+def test_second_run_task_with_the_same_task_id_fails_and_closes() -> None:
+    server = ServerProtocol(now=0.0)
+    run(server)
+    text(server, "Running. ")
+    actions = run(server)  # the same id again while the task runs
+    assert actions[0] == CancelSynthesis(TASK)  # the running task's audio is dropped
+    assert isinstance(actions[1], TaskFailed) and actions[1].task_id == TASK
+    assert actions[1].code == "CLIENT_ERROR" and "already used" in actions[1].message
+    assert isinstance(actions[2], CloseConnection) and server.closed
+
+
+def test_a_finished_task_id_cannot_be_used_again() -> None:
+    server = ServerProtocol(now=0.0)
+    run(server)
+    synthesize_all(server, finish(server))
+    assert server.task_id is None
+    assert isinstance(run(server)[0], TaskFailed)
+    other = ServerProtocol(now=0.0)
+    run(other)
+    synthesize_all(other, finish(other))
+    assert run(other, "1" * 32) == [TaskStarted("1" * 32)]  # a new id is fine
+
+
+def test_deeply_nested_json_fails_the_task_without_an_exception() -> None:
+    server = ServerProtocol(now=0.0)
+    run(server)
+    actions = server.receive_text("[" * 200_000 + "]" * 200_000, 1.0)
+    assert isinstance(actions[-2], TaskFailed) and "nested" in actions[-2].message
+    assert isinstance(actions[-1], CloseConnection)
+
+
+def test_text_without_sentence_ends_is_cut_at_word_boundaries() -> None:
+    server = ServerProtocol(now=0.0, limits=ServerLimits(max_sentence_characters=50))
+    run(server)
+    words = " ".join(f"word{i}" for i in range(100))  # 589 characters, no punctuation
+    cut = [a for a in text(server, words) if isinstance(a, Synthesize)]
+    assert len(cut) >= 10 and all(len(s.text) <= 50 for s in cut)
+    assert all(s.text.endswith(" ") for s in cut)  # never inside a word
+    [rest] = finish(server)
+    assert isinstance(rest, Synthesize)
+    assert "".join(s.text for s in cut) + rest.text == words
+
+
+def test_text_without_spaces_is_cut_at_the_limit() -> None:
+    server = ServerProtocol(now=0.0, limits=ServerLimits(max_sentence_characters=40))
+    run(server)
+    cut = [a for a in text(server, "中" * 50) if isinstance(a, Synthesize)]
+    assert [s.text for s in cut] == ["中" * 20, "中" * 20]  # 40 billed characters each
+
+
+@given(st.text(alphabet="ab ,，。.中\n", max_size=300), st.integers(2, 60))
+def test_cut_sentences_rebuild_the_text_within_the_limit(value: str, limit: int) -> None:
+    sentences, tail = split_sentences(value, limit)
+    assert "".join(sentences) + tail == value
+    assert all(count_characters(s.rstrip()) <= limit for s in sentences)
+    assert count_characters(tail) <= limit

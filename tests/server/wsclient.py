@@ -4,6 +4,12 @@ with no state machine of its own, so tests can also send what a correct client n
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import websocket
@@ -88,3 +94,26 @@ class RawClient:
 
 def audio_of(events: list[ServerEvent]) -> bytes:
     return b"".join(e.data for e in events if isinstance(e, Audio))
+
+
+@contextmanager
+def serve_process(**arguments: Any) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``voicebridge.server.serve(port=0, **arguments)`` in a child process, and its URL (read
+    from the line it prints); killed if still running at the end."""
+    call = ", ".join(f"{name}={value!r}" for name, value in {"port": 0, **arguments}.items())
+    process = subprocess.Popen(
+        [sys.executable, "-c", f"from voicebridge.server import serve; serve({call})"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        url = re.search(r"ws://\S+", line)
+        assert url, line
+        yield process, url.group(0)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=5)

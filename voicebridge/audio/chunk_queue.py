@@ -1,4 +1,8 @@
-"""The janus queue the audio path uses: items are ``(key, chunk or signal)``, bytes are counted."""
+"""The janus queue the audio path uses: items are ``(key, payload)``, audio bytes are counted.
+
+A payload is a chunk of audio (bytes), a :class:`Signal`, or any other object the reader knows
+(the pipeline passes word timings this way, in order with the audio).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ class Signal(enum.Enum):
     STOP = "stop"  # the reader returns
 
 
-Item = tuple[int, bytes | Signal]  # (turn or generation, chunk or signal)
+Item = tuple[int, object]  # (turn or generation, chunk, signal or another payload)
 
 
 class ChunkQueue(janus.Queue[Item]):

@@ -2,10 +2,12 @@
 
 Threads:
 
-* the receive thread calls :meth:`AudioPipeline.receive` and :meth:`AudioPipeline.end_turn`; they
-  only ``put_nowait`` on the janus queue (unbounded: backpressure belongs to the text side, which
-  reads :attr:`AudioPipeline.buffered_seconds`) and never wait on a sink;
-* one dispatcher thread reads the queue's sync side and fans each chunk out to every sink, in order;
+* the receive thread calls :meth:`AudioPipeline.receive`, :meth:`AudioPipeline.receive_words` and
+  :meth:`AudioPipeline.end_turn`; they only ``put_nowait`` on the janus queue (unbounded:
+  backpressure belongs to the text side, which reads :attr:`AudioPipeline.buffered_seconds`) and
+  never wait on a sink;
+* one dispatcher thread reads the queue's sync side and hands each chunk to the listeners, then
+  to every sink, in order; word timings reach the listeners in the same order;
 * the caller's thread runs ``begin_turn``, ``wait_turn_done``, ``interrupt`` and ``close``.
 
 End of speech drains (every sink plays or flushes all of the turn); interrupt discards (queued
@@ -21,6 +23,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import janus
 
@@ -29,7 +32,7 @@ from .chunk_queue import ChunkQueue, Item, Signal
 from .format import PcmFormat
 from .sink import MeteredSink, Sink
 
-__all__ = ["AudioPipeline", "TurnAudioStats"]
+__all__ = ["AudioPipeline", "PipelineListener", "TurnAudioStats"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +40,20 @@ _KEPT_TURNS = 64  # stats of this many recent turns stay readable
 
 
 _STOP_ITEM: Item = (sys.maxsize, Signal.STOP)  # newer than any turn: never discarded
+
+
+class PipelineListener(Protocol):
+    """Sees a turn's audio and words on the dispatcher thread, before the sinks; must not block.
+    ``start`` is the chunk's place on the turn's timeline, in seconds."""
+
+    def on_audio(self, turn: int, chunk: bytes, start: float) -> None: ...
+
+    def on_words(self, turn: int, words: tuple[object, ...]) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Words:
+    words: tuple[object, ...]
 
 
 @dataclass(frozen=True)
@@ -50,6 +67,7 @@ class TurnAudioStats:
     underruns: int  # gaps the players had to fill during the turn
     interrupted: bool
     done: bool
+    played_seconds: float | None  # when interrupted: the audio a listener had heard by then
 
 
 @dataclass
@@ -61,6 +79,7 @@ class _TurnState:
     underruns: int = 0
     ended: bool = False
     interrupted: bool = False
+    played_seconds: float | None = None
     error: AudioError | None = None
     failed_sinks: set[int] = field(default_factory=set)
     done: threading.Event = field(default_factory=threading.Event)
@@ -98,6 +117,7 @@ class AudioPipeline:
         self._current_turn = 0
         self._cancelled_through = 0  # receive() drops chunks of turns <= this
         self._inflight_bytes = 0
+        self._listeners: list[PipelineListener] = []
         self._closed = False
         self._thread = threading.Thread(
             target=self._run, name="voicebridge-audio-dispatcher", daemon=True
@@ -118,6 +138,13 @@ class AudioPipeline:
                 if self._states[old].done.is_set():
                     del self._states[old]
         return turn
+
+    def add_listener(self, listener: PipelineListener) -> None:
+        """Also hand every chunk and word of every turn to ``listener`` (dispatcher thread)."""
+        self._listeners = [*self._listeners, listener]
+
+    def remove_listener(self, listener: PipelineListener) -> None:
+        self._listeners = [x for x in self._listeners if x is not listener]
 
     def wait_turn_done(self, turn: int, timeout: float) -> None:
         """Block until every sink played/flushed all audio of ``turn`` (or it was interrupted).
@@ -165,6 +192,10 @@ class AudioPipeline:
         """
         with self._state_lock:
             turn = self._cancelled_through = self._current_turn
+            current = self._states.get(turn)
+        if current is not None and not current.done.is_set():
+            unplayed = max((s.buffered_seconds for s in self._metered), default=0.0)
+            current.played_seconds = max(0.0, self.fmt.seconds(current.bytes) - unplayed)
         self._abort_sinks()  # unblocks a write() in progress on the dispatcher
         if self._write_lock.acquire(timeout=self._abort_timeout):
             try:
@@ -197,6 +228,7 @@ class AudioPipeline:
             underruns=state.underruns,
             interrupted=state.interrupted,
             done=state.done.is_set(),
+            played_seconds=state.played_seconds,
         )
 
     def close(self, timeout: float = 5.0) -> None:
@@ -240,6 +272,15 @@ class AudioPipeline:
         except janus.SyncQueueShutDown:
             return  # closed: audio after close() has nowhere to go
 
+    def receive_words(self, turn: int, words: tuple[object, ...]) -> None:
+        """Word timings of ``turn``, for the listeners, after the audio queued before them."""
+        if turn <= self._cancelled_through or not words:
+            return
+        try:
+            self._put((turn, _Words(words)))
+        except janus.SyncQueueShutDown:
+            return
+
     def end_turn(self, turn: int) -> None:
         """No more audio for ``turn``: the sinks drain it. Never blocks."""
         if turn <= self._cancelled_through:
@@ -265,7 +306,10 @@ class AudioPipeline:
                 continue
             if payload is Signal.END:
                 self._finish(state)
-            elif state.ended:
+            elif isinstance(payload, _Words):
+                for listener in self._listeners:
+                    listener.on_words(turn, payload.words)
+            elif state.ended or not isinstance(payload, bytes):
                 logger.warning("audio for turn %d after end_turn() dropped", turn)
             else:
                 self._inflight_bytes = len(payload)
@@ -278,6 +322,9 @@ class AudioPipeline:
         if state.first_write_at is None:
             state.first_write_at = time.monotonic()
             state.underrun_base = [s.underruns for s in self._metered]
+        start = self.fmt.seconds(state.bytes)
+        for listener in self._listeners:
+            listener.on_audio(state.turn, chunk, start)
         for index, sink in enumerate(self._sinks):
             if index not in state.failed_sinks:
                 try:

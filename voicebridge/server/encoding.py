@@ -2,13 +2,12 @@
 
 One :class:`TaskEncoder` per task, fed the task's chunks in order: audio of a task is one stream,
 so the resampler keeps its phase across chunks and sentences, and a wav header goes on the first
-frame of the task only (later frames are raw continuation, as the service streams them). mp3
-needs the optional ``lameenc`` wheel; each sentence is then a complete mp3 stream of its own.
+frame of the task only (later frames are raw continuation, as the service streams them). mp3 comes
+from the ``lameenc`` wheel (a dependency); each sentence is then a complete mp3 stream of its own.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import struct
 from typing import Any
 
@@ -18,7 +17,7 @@ __all__ = ["SERVER_FORMATS", "Resampler", "TaskEncoder", "wav_header"]
 
 _MP3_KBPS = 48  # valid for every MPEG sample rate the service offers (8 to 48 kHz)
 
-SERVER_FORMATS = ("pcm", "wav", "mp3") if importlib.util.find_spec("lameenc") else ("pcm", "wav")
+SERVER_FORMATS = ("pcm", "wav", "mp3")
 """The formats this server produces; the others (opus) are answered with task-failed."""
 
 _STREAM_SIZE = 0xFFFFFFFF  # RIFF/data size of a wav stream whose length is not known yet
@@ -72,19 +71,24 @@ class Resampler:
 
 
 class TaskEncoder:
-    """Turns engine PCM at ``src_rate`` into frames of ``fmt`` (one of SERVER_FORMATS) at
-    ``dst_rate``. Frames may be empty (a tiny chunk, or mp3 still filling a frame)."""
+    """Turns engine PCM into frames of ``fmt`` (one of SERVER_FORMATS) at ``dst_rate``. Frames
+    may be empty (a tiny chunk, or mp3 still filling a frame)."""
 
-    def __init__(self, fmt: str, src_rate: int, dst_rate: int) -> None:
+    def __init__(self, fmt: str, dst_rate: int) -> None:
         if fmt not in SERVER_FORMATS:
             raise ValueError(f"unsupported format {fmt!r}")
         self._rate = dst_rate
-        self._resampler = Resampler(src_rate, dst_rate)
+        self._resampler = Resampler(dst_rate, dst_rate)
+        self._source_rate = dst_rate
         self._header = wav_header(dst_rate) if fmt == "wav" else b""
         self._mp3: Any = _mp3_encoder(dst_rate) if fmt == "mp3" else None
 
-    def encode(self, pcm: bytes) -> bytes:
-        """The frame for one engine chunk."""
+    def encode(self, pcm: bytes, src_rate: int) -> bytes:
+        """The frame for one engine chunk of PCM at ``src_rate`` (a task's engine rate changes
+        only when a sentence goes to another engine; the resampler then starts afresh)."""
+        if src_rate != self._source_rate:
+            self._resampler = Resampler(src_rate, self._rate)
+            self._source_rate = src_rate
         data = self._resampler.process(pcm)
         if self._mp3 is not None:
             return bytes(self._mp3.encode(data)) if data else b""

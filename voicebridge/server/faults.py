@@ -3,6 +3,9 @@
 A :class:`FaultPlan` is fixed for a server's life. Handshake refusals count across all handshakes;
 the other faults apply to the accepted connections listed in ``connections`` (1-based, in accept
 order; None = every connection) and their triggers count events on each connection separately.
+The service machine (:class:`~voicebridge.server.service.ServerProtocol`) observes the trigger
+points and emits the faults as actions, so a plan can be tested without sockets; the delays are
+the I/O layer's.
 """
 
 from __future__ import annotations
@@ -68,10 +71,6 @@ class FaultState:
 
     plan: FaultPlan
     counts: dict[FaultPoint, int] = field(default_factory=dict)
-
-    def watches(self, point: FaultPoint) -> bool:
-        triggers = (self.plan.fail_at, self.plan.drop_at, self.plan.stop_at)
-        return any(t is not None and t.point is point for t in triggers)
 
     def observe(self, point: FaultPoint) -> FaultKind | None:
         """Count one event at ``point``; the fault firing on it (FAIL, then DROP, then STOP)."""

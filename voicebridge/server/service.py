@@ -1,28 +1,29 @@
 """The service, emulated: the local server's sans-I/O machine (docs/protocol.md).
 
-Pure: frames and the time in, actions out (events to send, sentences to synthesize, closes). The
-I/O layer (:mod:`voicebridge.server.connection`) runs it; tests drive it in memory. What the real
-service does is written in docs/protocol.md; where this machine guesses, it says so.
+Pure: frames and the time in, actions out (events to send, sentences to synthesize, closes,
+injected faults). The I/O layer (:mod:`voicebridge.server.connection`) runs it; tests drive it in
+memory. What the real service does is written in docs/protocol.md; where this machine guesses,
+it says so there ("Local server notes").
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import RemoteProtocolError, TaskRejected
 from ..protocol import (
-    DEFAULT_FORMAT,
+    CONNECTION_IDLE_TIMEOUT,
     FORMATS,
-    SAMPLE_RATES,
+    TASK_IDLE_TIMEOUT,
     Audio,
     ContinueTask,
     FinishTask,
     ResultGenerated,
     RunTask,
     ServerEvent,
-    SynthesisParameters,
     TaskFailed,
     TaskFinished,
     TaskStarted,
@@ -30,119 +31,46 @@ from ..protocol import (
     new_task_id,
 )
 from ..text.billing import MAX_MESSAGE_CHARACTERS, MAX_TASK_CHARACTERS, count_characters
+from .engines import SpeechRequest
+from .faults import FaultKind, FaultPlan, FaultPoint, FaultState
+from .sentences import split_sentences
+from .speech_text import SpeechText, prepare_speech
+from .task_options import (
+    CODE_CLIENT_ERROR,
+    CODE_INTERNAL_ERROR,
+    CODE_INVALID_PARAMETER,
+    MSG_EMPTY_TEXT,
+    MSG_IDLE_TIMEOUT,
+    MSG_VOICE_UNKNOWN,
+    TaskOptions,
+    task_options,
+)
+from .words import SentenceAudio, WordReporting, sentence_words, word_entries
 
 __all__ = [
+    "MSG_VOICE_UNKNOWN",
     "CancelSynthesis",
     "CloseConnection",
+    "DropConnection",
     "ServerAction",
     "ServerLimits",
     "ServerProtocol",
+    "StopAnswering",
     "Synthesize",
-    "parameters_from_run_task",
-    "split_sentences",
 ]
-
-# Error texts of the real service (docs/protocol.md, "Known error messages").
-MSG_IDLE_TIMEOUT = "request timeout after 23 seconds."
-MSG_EMPTY_TEXT = "Please ensure input text is valid."
-MSG_MODEL_MISSING = "Missing required parameter 'payload.model'! Please follow the protocol!"
-MSG_VOICE_MISSING = "Request voice is invalid!"
-MSG_VOICE_UNKNOWN = "[tts:]Engine return error code: 418"
-MSG_INPUT_MISSING = "task can not be null"
-CODE_INVALID_PARAMETER = "InvalidParameter"
-CODE_CLIENT_ERROR = "CLIENT_ERROR"
-CODE_INTERNAL_ERROR = "InternalError"
-
-
-def _number(params: Mapping[str, Any], name: str, default: float, low: float, high: float) -> float:
-    value = params.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise TaskRejected(
-            CODE_INVALID_PARAMETER, f"Parameter '{name}' must be a number from {low:g} to {high:g}."
-        )
-    return float(value)
-
-
-def parameters_from_run_task(
-    message: RunTask, *, default_sample_rate: int = 22050
-) -> SynthesisParameters:
-    """Validate a received run-task the way the service does; raises :class:`TaskRejected`."""
-    if not message.has_input:
-        raise TaskRejected(CODE_INVALID_PARAMETER, MSG_INPUT_MISSING)
-    if not message.model:
-        raise TaskRejected(CODE_INVALID_PARAMETER, MSG_MODEL_MISSING)
-    params = message.parameters
-    voice = params.get("voice")
-    if not isinstance(voice, str) or not voice:
-        raise TaskRejected(CODE_INVALID_PARAMETER, MSG_VOICE_MISSING)
-    fmt = params.get("format", DEFAULT_FORMAT)
-    fmt = fmt.lower() if isinstance(fmt, str) else fmt
-    if fmt in (None, "", "default"):
-        fmt = "mp3"
-    if fmt not in FORMATS:
-        raise TaskRejected(CODE_INVALID_PARAMETER, f"Parameter 'format' is invalid: {fmt!r}.")
-    sample_rate = params.get("sample_rate", 0) or default_sample_rate
-    if sample_rate not in SAMPLE_RATES:
-        raise TaskRejected(
-            CODE_INVALID_PARAMETER, f"Parameter 'sample_rate' is invalid: {sample_rate!r}."
-        )
-    known = {"text_type", "voice", "format", "sample_rate", "volume", "rate", "pitch"}
-    return SynthesisParameters(
-        model=message.model,
-        voice=voice,
-        format=str(fmt),
-        sample_rate=int(sample_rate),
-        volume=int(_number(params, "volume", 50, 0, 100)),
-        rate=_number(params, "rate", 1.0, 0.5, 2.0),
-        pitch=_number(params, "pitch", 1.0, 0.5, 2.0),
-        extra={k: v for k, v in params.items() if k not in known},
-    )
-
-
-# --------------------------------------------------------------------------- server sentences
-
-_SENTENCE_ENDS = frozenset("。！？!?；;\n")
-_CLOSERS = frozenset("\"'”’」』）)]")
-
-
-def split_sentences(text: str) -> tuple[list[str], str]:
-    """Cut ``text`` into the complete sentences the service would synthesize now, and the tail it
-    would hold back. A '.' ends a sentence only before white space (so 3.14 and e.g. stay whole);
-    closing quotes and brackets stay with their sentence."""
-    sentences: list[str] = []
-    start = 0
-    i = 0
-    n = len(text)
-    while i < n:
-        char = text[i]
-        end = char in _SENTENCE_ENDS or (char == "." and i + 1 < n and text[i + 1].isspace())
-        if end:
-            j = i + 1
-            while j < n and (text[j] in _CLOSERS or text[j] in _SENTENCE_ENDS):
-                j += 1
-            while j < n and text[j].isspace() and text[j] != "\n":
-                j += 1
-            if text[start:j].strip():
-                sentences.append(text[start:j])
-                start = j
-            i = j
-            continue
-        i += 1
-    return sentences, text[start:]
-
-
-# --------------------------------------------------------------------------- server machine
 
 
 @dataclass(frozen=True)
 class Synthesize:
-    """Command to the server's I/O layer: synthesize sentence ``index`` of ``task_id``, then report
-    back through :meth:`ServerProtocol.sentence_begin`, ``sentence_chunk`` and ``sentence_done``."""
+    """Command: synthesize sentence ``index`` of ``task_id`` (``text`` as the client sent it,
+    ``request`` what the engine speaks), then report back through
+    :meth:`ServerProtocol.sentence_begin`, ``sentence_chunk`` and ``sentence_done``."""
 
     task_id: str
     index: int
     text: str
-    parameters: SynthesisParameters
+    request: SpeechRequest
+    format: str
 
 
 @dataclass(frozen=True)
@@ -154,44 +82,70 @@ class CancelSynthesis:
 
 @dataclass(frozen=True)
 class CloseConnection:
+    """Command: close the WebSocket after what is queued (the service closes after a failure)."""
+
     reason: str
 
 
-ServerAction = ServerEvent | Synthesize | CancelSynthesis | CloseConnection
+@dataclass(frozen=True)
+class DropConnection:
+    """Injected fault: abort the TCP connection after what is queued (no close frame)."""
+
+
+@dataclass(frozen=True)
+class StopAnswering:
+    """Injected fault: send nothing more, keep the socket open, read and ignore."""
+
+
+ServerAction = (
+    ServerEvent | Synthesize | CancelSynthesis | CloseConnection | DropConnection | StopAnswering
+)
 
 
 @dataclass(frozen=True)
 class ServerLimits:
-    """Service limits; counts are billed characters (CJK ideograph = 2), times are seconds."""
+    """Service limits; counts are billed characters (CJK ideograph = 2), times are seconds.
+    ``max_sentence_characters`` is where this server cuts a sentence that has no end."""
 
-    idle_timeout: float = 23.0
-    connection_idle_timeout: float = 60.0
+    idle_timeout: float = TASK_IDLE_TIMEOUT
+    connection_idle_timeout: float = CONNECTION_IDLE_TIMEOUT
     max_message_characters: int = MAX_MESSAGE_CHARACTERS
     max_task_characters: int = MAX_TASK_CHARACTERS
+    max_sentence_characters: int = 200
     idle_timeout_message: str = MSG_IDLE_TIMEOUT
 
 
 @dataclass
 class _ServerTask:
     task_id: str
-    parameters: SynthesisParameters
+    options: TaskOptions
     last_text_at: float
     pending: str = ""
     received_characters: int = 0
     billed: int = 0
     next_index: int = 0
-    outstanding: set[int] = field(default_factory=set)
+    outstanding: dict[int, SpeechText] = field(default_factory=dict)
     finishing: bool = False
+    audio_ms: int = 0  # audio of the sentences done so far (for WordReporting "task")
+    words: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _any_voice(model: str, voice: str) -> str | None:
+    return "cmn"
+
+
+_REMEMBERED_TASK_IDS = 1024  # per connection, to refuse a task_id used again
 
 
 class ServerProtocol:
     """The service's side of one connection.
 
     Feed it frames with ``receive_text``/``receive_binary`` and the time with ``poll``; report
-    synthesis progress with ``sentence_begin``/``sentence_chunk``/``sentence_done``. Each returns
-    the actions for the I/O layer, in order: events to send, :class:`Synthesize` and
-    :class:`CancelSynthesis` commands, and :class:`CloseConnection`. ``voice_check(model, voice)``
-    says whether a voice exists for a model; ``formats`` lists the formats the engine can produce.
+    synthesis with ``sentence_begin``/``sentence_chunk``/``sentence_done``. Each returns the
+    actions for the I/O layer, in order. ``voice_language(model, voice)`` names the espeak-ng
+    language of a voice, or None when the voice does not exist; ``formats`` lists the formats the
+    engine's audio can be sent in; ``faults`` injects failures (tests), ``words`` places the word
+    timestamps.
     """
 
     def __init__(
@@ -199,17 +153,23 @@ class ServerProtocol:
         *,
         now: float,
         limits: ServerLimits | None = None,
-        voice_check: Callable[[str, str], bool] = lambda model, voice: True,
+        voice_language: Callable[[str, str], str | None] = _any_voice,
         formats: tuple[str, ...] = FORMATS,
         default_sample_rate: int = 22050,
+        faults: FaultPlan | None = None,
+        words: WordReporting | None = None,
     ) -> None:
         self.limits = limits or ServerLimits()
-        self._voice_check = voice_check
+        self._voice_language = voice_language
         self._formats = formats
         self._default_sample_rate = default_sample_rate
+        self._faults = FaultState(faults or FaultPlan())
+        self._words = words or WordReporting()
         self._task: _ServerTask | None = None
         self._idle_since: float | None = now
-        self.closed = False
+        self._used_ids: deque[str] = deque(maxlen=_REMEMBERED_TASK_IDS)
+        self.closed = False  # the connection is to be closed: nothing more in or out
+        self.silent = False  # a stop-answering fault fired: nothing more out, socket stays
 
     @property
     def task_id(self) -> str | None:
@@ -217,7 +177,7 @@ class ServerProtocol:
 
     def next_deadline(self) -> float | None:
         """When :meth:`poll` must next be called (a timer may fire then), or None."""
-        if self.closed:
+        if self.closed or self.silent:
             return None
         task = self._task
         if task is not None and not task.finishing:
@@ -236,17 +196,19 @@ class ServerProtocol:
         return [CloseConnection("connection idle")]
 
     def receive_binary(self, data: bytes, now: float) -> list[ServerAction]:
-        if self.closed:
+        if self.closed or self.silent:
             return []
         return self._fail(CODE_CLIENT_ERROR, "binary frames are not accepted from the client")
 
     def receive_text(self, text: str | bytes, now: float) -> list[ServerAction]:
-        if self.closed:
+        if self.closed or self.silent:
             return []
         try:
             message = decode_client_message(text)
         except RemoteProtocolError as exc:
             return self._fail(CODE_CLIENT_ERROR, str(exc))
+        except RecursionError:  # JSON nested deeper than the parser goes
+            return self._fail(CODE_CLIENT_ERROR, "the client sent JSON nested too deeply")
         if isinstance(message, RunTask):
             return self._run_task(message, now)
         task = self._task
@@ -255,29 +217,39 @@ class ServerProtocol:
                 CODE_CLIENT_ERROR, f"task {message.task_id} is not running", message.task_id
             )
         if isinstance(message, ContinueTask):
+            if message.text and (fault := self._faults.observe(FaultPoint.TEXT)):
+                return self._inject(fault, task.task_id)
             return self._continue_task(task, message, now)
         return self._finish_task(task, message, now)
 
     def _run_task(self, message: RunTask, now: float) -> list[ServerAction]:
         actions: list[ServerAction] = []
+        if message.task_id in self._used_ids:  # docs/protocol.md: every task needs a new id
+            return self._fail(
+                CODE_CLIENT_ERROR,
+                f"task_id {message.task_id} was already used on this connection; "
+                "each run-task needs a new task_id",
+                message.task_id,
+            )
+        self._used_ids.append(message.task_id)
         if self._task is not None:  # a new run-task ends the running task and drops its audio
             actions.append(CancelSynthesis(self._task.task_id))
             self._task = None
         try:
-            params = parameters_from_run_task(
-                message, default_sample_rate=self._default_sample_rate
+            options = task_options(
+                message, self._voice_language, default_sample_rate=self._default_sample_rate
             )
-            if params.format not in self._formats:
+            if options.parameters.format not in self._formats:
                 raise TaskRejected(
                     CODE_INVALID_PARAMETER,
-                    f"format {params.format} is not supported by this server "
-                    f"(supported: {', '.join(self._formats)})",
+                    f"format {options.parameters.format} is not supported by this server's "
+                    f"engine (supported: {', '.join(self._formats)})",
                 )
-            if not self._voice_check(params.model, params.voice):
-                raise TaskRejected(CODE_INVALID_PARAMETER, MSG_VOICE_UNKNOWN)
         except TaskRejected as exc:
             return actions + self._fail(exc.code, exc.message, message.task_id)
-        self._task = _ServerTask(message.task_id, params, last_text_at=now)
+        if fault := self._faults.observe(FaultPoint.TASK_STARTED):
+            return actions + self._inject(fault, message.task_id)
+        self._task = _ServerTask(message.task_id, options, last_text_at=now)
         self._idle_since = None
         return [*actions, TaskStarted(message.task_id)]
 
@@ -286,29 +258,28 @@ class ServerProtocol:
     ) -> list[ServerAction]:
         if task.finishing:
             return self._fail(CODE_CLIENT_ERROR, "text arrived after finish-task", task.task_id)
-        if message.flush:
-            return self._emit(task, force=True)
-        if not message.text:
+        if not message.text and not message.flush:
             return self._fail(CODE_INVALID_PARAMETER, MSG_EMPTY_TEXT, task.task_id)
-        size = count_characters(message.text)
-        limit = self.limits.max_message_characters
-        if size > limit:
-            return self._fail(
-                CODE_INVALID_PARAMETER,
-                f"Text length {size} exceeds the limit of {limit} characters per request.",
-                task.task_id,
-            )
-        total_limit = self.limits.max_task_characters
-        if task.received_characters + size > total_limit:
-            return self._fail(
-                CODE_INVALID_PARAMETER,
-                f"Total text length exceeds the limit of {total_limit} characters per task.",
-                task.task_id,
-            )
-        task.received_characters += size
-        task.last_text_at = now
-        task.pending += message.text
-        return self._emit(task, force=False)
+        if message.text:
+            size = count_characters(message.text)
+            limit = self.limits.max_message_characters
+            if size > limit:
+                return self._fail(
+                    CODE_INVALID_PARAMETER,
+                    f"Text length {size} exceeds the limit of {limit} characters per request.",
+                    task.task_id,
+                )
+            total_limit = self.limits.max_task_characters
+            if task.received_characters + size > total_limit:
+                return self._fail(
+                    CODE_INVALID_PARAMETER,
+                    f"Total text length exceeds the limit of {total_limit} characters per task.",
+                    task.task_id,
+                )
+            task.received_characters += size
+            task.last_text_at = now  # only text resets the idle timer; a bare flush does not
+            task.pending += message.text
+        return self._emit(task, force=message.flush)
 
     def _finish_task(
         self, task: _ServerTask, message: FinishTask, now: float
@@ -322,43 +293,73 @@ class ServerProtocol:
         return actions + self._maybe_finish(task, now)
 
     def _emit(self, task: _ServerTask, *, force: bool) -> list[ServerAction]:
-        sentences, tail = split_sentences(task.pending)
+        """Synthesize the complete sentences held (and with ``force`` the tail too: flush)."""
+        sentences, tail = split_sentences(task.pending, self.limits.max_sentence_characters)
         if force and tail.strip():
             sentences.append(tail)
             tail = ""
         task.pending = tail
+        options = task.options
+        params = options.parameters
         actions: list[ServerAction] = []
         for sentence in sentences:
             index = task.next_index
             task.next_index += 1
-            task.outstanding.add(index)
-            actions.append(Synthesize(task.task_id, index, sentence, task.parameters))
+            speech = prepare_speech(sentence, options.replacements, options.markdown_filter)
+            task.outstanding[index] = speech
+            request = SpeechRequest(speech.text, options.language, params.rate, params.pitch,
+                                    params.volume, params.sample_rate)  # fmt: skip
+            actions.append(Synthesize(task.task_id, index, sentence, request, params.format))
         return actions
 
     def sentence_begin(self, task_id: str, index: int, text: str) -> list[ServerAction]:
         """The sentence-begin event, sent before the sentence's first audio; empty if cancelled."""
-        if self.task_id != task_id:
+        if self.task_id != task_id or self.silent:
             return []
         return [ResultGenerated(task_id, "sentence-begin", index, original_text=text)]
 
     def sentence_chunk(self, task_id: str, index: int, chunk: bytes) -> list[ServerAction]:
         """A sentence-synthesis event and its binary frame; empty if the task was cancelled."""
-        if self.task_id != task_id or not chunk:
+        if self.task_id != task_id or not chunk or self.silent:
             return []
-        return [ResultGenerated(task_id, "sentence-synthesis", index), Audio(chunk)]
+        actions: list[ServerAction] = [ResultGenerated(task_id, "sentence-synthesis", index),
+                                       Audio(chunk)]  # fmt: skip
+        if fault := self._faults.observe(FaultPoint.AUDIO):
+            actions += self._inject(fault, task_id)
+        return actions
 
-    def sentence_done(self, task_id: str, index: int, text: str, now: float) -> list[ServerAction]:
-        """The sentence-end event (with the cumulative billed count), then task-finished if this
-        was the last sentence after finish-task."""
+    def sentence_done(
+        self, task_id: str, index: int, text: str, now: float, audio: SentenceAudio | None = None
+    ) -> list[ServerAction]:
+        """The sentence-end event (cumulative billed count, words when asked), then task-finished
+        if this was the last sentence after finish-task."""
         task = self._task
         if task is None or task.task_id != task_id or index not in task.outstanding:
             return []
-        task.outstanding.discard(index)
+        speech = task.outstanding.pop(index)
         task.billed += count_characters(text)
-        end = ResultGenerated(
-            task_id, "sentence-end", index, original_text=text, characters=task.billed
-        )
-        return [end, *self._maybe_finish(task, now)]
+        words = self._sentence_words(task, text, speech, audio)
+        end = ResultGenerated(task_id, "sentence-end", index, original_text=text,
+                              words=words, characters=task.billed)  # fmt: skip
+        actions: list[ServerAction] = [end]
+        if fault := self._faults.observe(FaultPoint.SENTENCE_END):
+            return actions + self._inject(fault, task_id)
+        return actions + self._maybe_finish(task, now)
+
+    def _sentence_words(
+        self, task: _ServerTask, text: str, speech: SpeechText, audio: SentenceAudio | None
+    ) -> tuple[dict[str, Any], ...]:
+        if audio is None:
+            return ()
+        origin = task.audio_ms if self._words.time_origin == "task" else 0
+        task.audio_ms += audio.samples * 1000 // audio.sample_rate
+        if not task.options.word_timestamps:
+            return ()
+        timings = sentence_words(speech, audio.anchors, audio.samples)
+        words = word_entries(text, timings, audio.sample_rate, origin)
+        if self._words.in_task_finished:
+            task.words += words
+        return tuple(words)
 
     def synthesis_failed(self, task_id: str, message: str) -> list[ServerAction]:
         """The engine could not synthesize a sentence of ``task_id``: task-failed, then close."""
@@ -371,14 +372,30 @@ class ServerProtocol:
             return []
         self._task = None
         self._idle_since = now
-        return [TaskFinished(task.task_id, task.billed, request_uuid=new_task_id())]
+        if fault := self._faults.observe(FaultPoint.TASK_FINISHED):
+            return self._inject(fault, task.task_id)
+        return [TaskFinished(task.task_id, task.billed, request_uuid=new_task_id(),
+                             words=tuple(task.words))]  # fmt: skip
+
+    def _inject(self, kind: FaultKind, task_id: str) -> list[ServerAction]:
+        """A fault of the plan fires now."""
+        if kind is FaultKind.FAIL:
+            plan = self._faults.plan
+            return self._fail(plan.fail_code, plan.fail_message, task_id)
+        actions = self._cancel_all()
+        if kind is FaultKind.DROP:
+            self.closed = True
+            return [*actions, DropConnection()]
+        self.silent = True
+        return [*actions, StopAnswering()]
+
+    def _cancel_all(self) -> list[ServerAction]:
+        task, self._task = self._task, None
+        return [CancelSynthesis(task.task_id)] if task is not None else []
 
     def _fail(self, code: str, message: str, task_id: str | None = None) -> list[ServerAction]:
         """task-failed, then close: the service closes the connection after a failure."""
         failed_id = task_id or self.task_id or ""
-        actions: list[ServerAction] = []
-        if self._task is not None:
-            actions.append(CancelSynthesis(self._task.task_id))
-        self._task = None
+        actions = self._cancel_all()
         self.closed = True
         return [*actions, TaskFailed(failed_id, code, message), CloseConnection(message)]
