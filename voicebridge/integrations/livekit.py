@@ -4,8 +4,10 @@ Install with ``pip install 'voicebridge[livekit]'`` (livekit-agents 1.8).
 
 - :meth:`TTS.stream` returns a ``SynthesizeStream``: its text (pushed by the agent while the LLM
   writes) feeds one voicebridge turn per segment; audio goes out as 16-bit mono PCM frames at
-  ``sample_rate``, and the word times as timed transcripts (``aligned_transcript``), on the
-  segment's own audio timeline. A flush ends the segment; the next text opens another.
+  ``sample_rate``, and the word times as timed transcripts on the segment's own audio timeline
+  (``aligned_transcript`` when word timestamps are on: always with the local server, on the real
+  service with ``bridge_options={"word_timestamps": True}`` for a voice that has them). A flush
+  ends the segment; the next text opens another.
 - :meth:`TTS.synthesize` speaks one text the same way (a ``ChunkedStream``).
 - A tool call that keeps the LLM quiet for longer than the service's 23 s idle limit is spoken
   through: the bridge rolls the task over. Closing or cancelling a stream (barge-in) interrupts
@@ -26,8 +28,8 @@ from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, TimedString
 
 from ..errors import VoiceBridgeError
 from ..text.billing import is_cjk_ideograph
-from ._common import BridgePool
-from ._interim import AudioChunk, Word, turn_events
+from ..turn import AudioChunk, Word
+from ._common import BridgePool, speech_events
 
 __all__ = ["TTS"]
 
@@ -53,15 +55,16 @@ class TTS(tts.TTS[Literal["metrics_collected", "error"]]):
         api_key: str | None = None,
         bridge_options: Mapping[str, Any] | None = None,
     ) -> None:
+        options = dict(bridge_options or {})
+        options.update(voice=voice, model=model, sample_rate=sample_rate, url=url, api_key=api_key)
+        self._pool = BridgePool(options)
+        words = bool(self._pool.first.parameters.extra.get("word_timestamp_enabled"))
         super().__init__(
-            capabilities=tts.TTSCapabilities(streaming=True, aligned_transcript=True),
+            capabilities=tts.TTSCapabilities(streaming=True, aligned_transcript=words),
             sample_rate=sample_rate,
             num_channels=1,
         )
         self._model = model
-        options = dict(bridge_options or {})
-        options.update(voice=voice, model=model, sample_rate=sample_rate, url=url, api_key=api_key)
-        self._pool = BridgePool(options)
 
     @property
     def model(self) -> str:
@@ -93,27 +96,65 @@ class TTS(tts.TTS[Literal["metrics_collected", "error"]]):
         await self._pool.aclose()
 
 
-def _timed(word: Word) -> TimedString:
-    """A word as a piece of the transcript: followed by a space unless it ends in an ideograph."""
-    separator = "" if is_cjk_ideograph(word.text[-1:]) else " "
-    return TimedString(word.text + separator, start_time=word.start, end_time=word.end)
+class _Transcript:
+    """Lines a turn's words up with the text pushed into it, so that the timed transcript reads
+    exactly like that text: each piece runs from the end of the previous piece to the end of its
+    word (spaces and punctuation included), and :meth:`rest` holds what follows the last word.
+
+    ``Word.text`` is a piece of the speakable text the bridge sent, which is the pushed text but
+    for markup; a word not found in the pushed text is given as it is, followed by a space.
+    """
+
+    def __init__(self) -> None:
+        self._text = ""
+        self._cursor = 0
+        self._last_end = 0.0
+
+    def add(self, text: str) -> str:
+        self._text += text
+        return text
+
+    def piece(self, word: Word) -> TimedString:
+        self._last_end = word.end
+        found = self._text.find(word.text, self._cursor)
+        if found < 0:
+            separator = "" if is_cjk_ideograph(word.text[-1:]) else " "
+            return TimedString(word.text + separator, start_time=word.start, end_time=word.end)
+        end = found + len(word.text)
+        piece, self._cursor = self._text[self._cursor : end], end
+        return TimedString(piece, start_time=word.start, end_time=word.end)
+
+    def rest(self) -> TimedString | None:
+        rest, self._cursor = self._text[self._cursor :], len(self._text)
+        if not rest:
+            return None
+        return TimedString(rest, start_time=self._last_end, end_time=self._last_end)
 
 
-async def _speak(pool: BridgePool, source: object, emitter: tts.AudioEmitter) -> None:
+async def _speak(pool: BridgePool, source: AsyncIterator[str], emitter: tts.AudioEmitter) -> None:
     """One voicebridge turn: audio and word times into ``emitter``. Leaving early (cancel)
     interrupts the turn; voicebridge errors become non-retryable ``APIError``."""
+    transcript = _Transcript()
     try:
         async with (
             pool.borrow() as bridge,
-            contextlib.aclosing(turn_events(bridge, source)) as events,
+            contextlib.aclosing(speech_events(bridge, _kept(source, transcript))) as events,
         ):
             async for event in events:
                 if isinstance(event, AudioChunk):
                     emitter.push(event.data)
                 elif isinstance(event, Word):
-                    emitter.push_timed_transcript(_timed(event))
+                    emitter.push_timed_transcript(transcript.piece(event))
     except VoiceBridgeError as exc:
         raise APIError(f"CosyVoice synthesis failed: {exc}", retryable=False) from exc
+    if (rest := transcript.rest()) is not None:
+        emitter.push_timed_transcript(rest)
+
+
+async def _kept(source: AsyncIterator[str], transcript: _Transcript) -> AsyncIterator[str]:
+    """``source``, each piece also added to ``transcript``."""
+    async for text in source:
+        yield transcript.add(text)
 
 
 class ChunkedStream(tts.ChunkedStream):
@@ -130,7 +171,7 @@ class ChunkedStream(tts.ChunkedStream):
             num_channels=1,
             mime_type="audio/pcm",
         )
-        await _speak(self._pool, self._input_text, output_emitter)
+        await _speak(self._pool, _one(self._input_text), output_emitter)
 
 
 class SynthesizeStream(tts.SynthesizeStream):
@@ -154,6 +195,10 @@ class SynthesizeStream(tts.SynthesizeStream):
             self._mark_started()
             await _speak(self._pool, _segment(first, inputs), output_emitter)
             output_emitter.end_segment()
+
+
+async def _one(text: str) -> AsyncIterator[str]:
+    yield text
 
 
 async def _first_text(inputs: AsyncIterator[_Input]) -> str | None:

@@ -24,8 +24,8 @@ from typing import Any
 from agents.voice import TTSModel, TTSModelSettings
 
 from ..bridge import VoiceBridge
-from ._common import BridgePool
-from ._interim import AudioChunk, turn_events
+from ..turn import AudioChunk
+from ._common import BridgePool, speech_events
 
 __all__ = ["SAMPLE_RATE", "CosyVoiceTTSModel"]
 
@@ -73,7 +73,7 @@ class CosyVoiceTTSModel(TTSModel):
         async with (
             self._order,
             self._pool.borrow() as bridge,  # the first bridge: the lock lets one batch at a time
-            contextlib.aclosing(turn_events(bridge, text)) as events,
+            contextlib.aclosing(speech_events(bridge, text)) as events,
         ):
             async for event in events:
                 if isinstance(event, AudioChunk):
