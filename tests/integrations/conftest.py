@@ -8,10 +8,11 @@ from __future__ import annotations
 import importlib.util
 import os
 
-_FRAMEWORK_OF = {
-    "test_livekit.py": "livekit.agents",
-    "test_pipecat.py": "pipecat",
-    "test_openai_agents.py": "agents.voice",
+_FRAMEWORKS_OF = {
+    "test_livekit.py": ("livekit.agents",),
+    "test_pipecat.py": ("pipecat",),
+    "test_openai_agents.py": ("agents.voice",),
+    "test_examples_frameworks.py": ("livekit.agents", "pipecat", "agents.voice"),
 }
 
 
@@ -25,5 +26,5 @@ def _installed(module: str) -> bool:
 collect_ignore = (
     []
     if os.environ.get("VOICEBRIDGE_INTEGRATIONS") == "required"
-    else [test for test, module in _FRAMEWORK_OF.items() if not _installed(module)]
+    else [test for test, modules in _FRAMEWORKS_OF.items() if not all(map(_installed, modules))]
 )
