@@ -10,6 +10,11 @@ from voicebridge.server.faults import FaultPlan
 from voicebridge.server.service import ServerLimits
 from voicebridge.session import SessionSettings
 
+TEXT = "The weather in Hangzhou is mild today. Expect light rain after six in the evening."
+TOKENS = ["The weather", " in Hang", "zhou is mild", " today. Expect", " light rain after",
+          " six in", " the evening."]  # fmt: skip
+STORY = "A lighthouse keeper counted the waves every night, one by one, until dawn came. " * 12
+
 # With the server's idle timer cut to SHORT_IDLE s, a pause of PAUSE s would fail a task that was
 # not rolled over; FAST rolls over well before it.
 SHORT_IDLE = ServerLimits(idle_timeout=1.0)

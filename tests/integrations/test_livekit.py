@@ -20,16 +20,14 @@ from .common import (
     REAL_PAUSE,
     SHORT_IDLE,
     SLOW_AUDIO,
+    STORY,
+    TEXT,
+    TOKENS,
     bridge_threads,
     other_tasks,
     spoken,
     tasks_of,
 )
-
-TEXT = "The weather in Hangzhou is mild today. Expect light rain after six in the evening."
-TOKENS = ["The weather", " in Hang", "zhou is mild", " today. Expect", " light rain after",
-          " six in", " the evening."]  # fmt: skip
-STORY = "A lighthouse keeper counted the waves every night, one by one, until dawn came. " * 12
 
 
 def run(main: Callable[[], object]) -> None:
@@ -38,6 +36,18 @@ def run(main: Callable[[], object]) -> None:
 
 async def collect(stream: SynthesizeStream) -> list[SynthesizedAudio]:
     return [event async for event in stream]
+
+
+async def speak_tokens(tts: TTS) -> list[SynthesizedAudio]:
+    """TOKENS through one stream, as an agent's tts_node pushes an LLM reply."""
+    stream = tts.stream()
+    for token in TOKENS:
+        stream.push_text(token)
+    stream.end_input()
+    try:
+        return await collect(stream)
+    finally:
+        await stream.aclose()
 
 
 def duration(events: list[SynthesizedAudio]) -> float:
@@ -51,12 +61,7 @@ def transcript(events: list[SynthesizedAudio]) -> list[TimedString]:
 def test_stream_speaks_the_pushed_tokens_as_one_segment(tone_server: ServerThread) -> None:
     async def main() -> None:
         async with TTS(url=tone_server.url) as tts:
-            stream = tts.stream()
-            for token in TOKENS:
-                stream.push_text(token)
-            stream.end_input()
-            events = await collect(stream)
-            await stream.aclose()
+            events = await speak_tokens(tts)
             assert not other_tasks()
         assert {e.frame.sample_rate for e in events} == {24000}
         assert {e.frame.num_channels for e in events} == {1}
@@ -72,12 +77,7 @@ def test_stream_speaks_the_pushed_tokens_as_one_segment(tone_server: ServerThrea
 def test_stream_words_are_an_aligned_transcript(espeak_server: ServerThread) -> None:
     async def main() -> None:
         async with TTS(url=espeak_server.url) as tts:
-            stream = tts.stream()
-            for token in TOKENS:
-                stream.push_text(token)
-            stream.end_input()
-            events = await collect(stream)
-            await stream.aclose()
+            events = await speak_tokens(tts)
         words = transcript(events)
         assert "".join(words) == TEXT  # punctuation and spaces included
         assert [w.strip(" .") for w in words[:3]] == ["The", "weather", "in"]

@@ -25,7 +25,15 @@ from voicebridge.integrations.openai_agents import SAMPLE_RATE, CosyVoiceTTSMode
 from voicebridge.server import ServerThread
 from voicebridge.server.service import ServerLimits
 
-from .common import PAUSE, REAL_PAUSE, SLOW_AUDIO, bridge_threads, other_tasks, tasks_of
+from .common import (
+    PAUSE,
+    REAL_PAUSE,
+    SLOW_AUDIO,
+    STORY,
+    bridge_threads,
+    other_tasks,
+    tasks_of,
+)
 
 REPLY = ["You said: ", "what is the weather?", " It is mild in Hangzhou today. Expect",
          " light rain after six", " in the evening. Take an umbrella."]  # fmt: skip
@@ -33,7 +41,6 @@ REPLY = ["You said: ", "what is the weather?", " It is mild in Hangzhou today. E
 # before the tool call (piece 2), the rest after it.
 TOOL_REPLY = ["Let me look up the weather for you. ", "One moment. ", "It is sunny and warm."]
 SPOKEN_TOOL_REPLY = ["Let me look up the weather for you.", "One moment.", "It is sunny and warm."]
-STORY = "A lighthouse keeper counted the waves every night, one by one, until dawn came. " * 12
 
 
 class ScriptedSTT(STTModel):

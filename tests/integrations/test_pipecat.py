@@ -34,16 +34,15 @@ from .common import (
     REAL_PAUSE,
     SHORT_IDLE,
     SLOW_AUDIO,
+    STORY,
+    TEXT,
+    TOKENS,
     bridge_threads,
     other_tasks,
     spoken,
     tasks_of,
 )
 
-TEXT = "The weather in Hangzhou is mild today. Expect light rain after six in the evening."
-TOKENS = ["The weather", " in Hang", "zhou is mild", " today. Expect", " light rain after",
-          " six in", " the evening."]  # fmt: skip
-STORY = "A lighthouse keeper counted the waves every night, one by one, until dawn came. " * 12
 SPEECH = (TTSStartedFrame, TTSAudioRawFrame, TTSStoppedFrame)
 
 

@@ -157,6 +157,17 @@ async def _kept(source: AsyncIterator[str], transcript: _Transcript) -> AsyncIte
         yield transcript.add(text)
 
 
+def _start_pcm(emitter: tts.AudioEmitter, sample_rate: int, *, stream: bool) -> None:
+    """The emitter takes 16-bit mono PCM; ``stream``: segments are started and ended by hand."""
+    emitter.initialize(
+        request_id=utils.shortuuid(),
+        sample_rate=sample_rate,
+        num_channels=1,
+        mime_type="audio/pcm",
+        stream=stream,
+    )
+
+
 class ChunkedStream(tts.ChunkedStream):
     """:meth:`TTS.synthesize`: one text, one turn."""
 
@@ -165,12 +176,7 @@ class ChunkedStream(tts.ChunkedStream):
         self._pool = tts.pool
 
     async def _run(self, output_emitter: tts.AudioEmitter) -> None:
-        output_emitter.initialize(
-            request_id=utils.shortuuid(),
-            sample_rate=self._tts.sample_rate,
-            num_channels=1,
-            mime_type="audio/pcm",
-        )
+        _start_pcm(output_emitter, self._tts.sample_rate, stream=False)
         await _speak(self._pool, _one(self._input_text), output_emitter)
 
 
@@ -182,13 +188,7 @@ class SynthesizeStream(tts.SynthesizeStream):
         self._pool = tts.pool
 
     async def _run(self, output_emitter: tts.AudioEmitter) -> None:
-        output_emitter.initialize(
-            request_id=utils.shortuuid(),
-            sample_rate=self._tts.sample_rate,
-            num_channels=1,
-            mime_type="audio/pcm",
-            stream=True,
-        )
+        _start_pcm(output_emitter, self._tts.sample_rate, stream=True)
         inputs = aiter(self._input_ch)
         while (first := await _first_text(inputs)) is not None:
             output_emitter.start_segment(segment_id=utils.shortuuid())
