@@ -9,7 +9,9 @@ started: a batch's audio never interleaves with another's. Each batch is one voi
 so the bridge's replay-exactly-once and idle rules hold inside it; between batches the
 connection stays open (and is reopened if the service closed it while the agent was busy).
 
-Audio is 16-bit mono PCM at 24 kHz, as the SDK expects. The voice is chosen here:
+Audio is 16-bit mono PCM at 24 kHz, as the SDK expects, in chunks of 1,024 bytes like the SDK's
+own TTS model: the pipeline holds ``TTSModelSettings.buffer_size`` chunks (120: 2.6 s) before its
+first audio event, so lower it for a faster first word. The voice is chosen here:
 ``TTSModelSettings.voice`` names OpenAI voices and ``speed`` is not CosyVoice's rate, so both are
 ignored (pass ``bridge_options={"rate": ...}``).
 """
@@ -27,9 +29,12 @@ from ..bridge import VoiceBridge
 from ..turn import AudioChunk
 from ._common import BridgePool, speech_events
 
-__all__ = ["SAMPLE_RATE", "CosyVoiceTTSModel"]
+__all__ = ["CHUNK_BYTES", "SAMPLE_RATE", "CosyVoiceTTSModel"]
 
 SAMPLE_RATE = 24000  # the Agents SDK plays int16 PCM at 24 kHz
+# The SDK's own OpenAI TTS model yields 1,024-byte chunks, and TTSModelSettings.buffer_size (120 by
+# default) counts chunks: the same size here gives that setting the same meaning (about 2.6 s).
+CHUNK_BYTES = 1024
 
 
 class CosyVoiceTTSModel(TTSModel):
@@ -75,9 +80,15 @@ class CosyVoiceTTSModel(TTSModel):
             self._pool.borrow() as bridge,  # the first bridge: the lock lets one batch at a time
             contextlib.aclosing(speech_events(bridge, text)) as events,
         ):
+            pending = b""
             async for event in events:
                 if isinstance(event, AudioChunk):
-                    yield event.data
+                    pending += event.data
+                    while len(pending) >= CHUNK_BYTES:
+                        yield pending[:CHUNK_BYTES]
+                        pending = pending[CHUNK_BYTES:]
+            if pending:
+                yield pending
 
     def prewarm(self) -> None:
         """Open the connection now, off the first batch's time to first audio."""

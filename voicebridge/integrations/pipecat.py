@@ -218,10 +218,13 @@ class CosyVoiceTTSService(TTSService):
                         )
         except VoiceBridgeError as exc:
             await self.push_error(error_msg=f"CosyVoice synthesis failed: {exc}", exception=exc)
-        if self._turns.get(context_id) is turn:
-            del self._turns[context_id]
-            await self.append_to_audio_context(context_id, TTSStoppedFrame(context_id=context_id))
-            await self.remove_audio_context(context_id)
+        finally:
+            # Still ours unless interrupted (then the context is dead: append nothing).
+            if self._turns.get(context_id) is turn:
+                del self._turns[context_id]
+                stopped = TTSStoppedFrame(context_id=context_id)
+                await self.append_to_audio_context(context_id, stopped)
+                await self.remove_audio_context(context_id)
 
     async def _audio(self, context_id: str, turn: _Turn, chunk: AudioChunk) -> None:
         if turn.rebase:
