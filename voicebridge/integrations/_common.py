@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from ..audio import NullSink
-from ..bridge import SpeechEvent, VoiceBridge
+from ..bridge import VoiceBridge
 from ..errors import ConfigurationError
 from ..llm import EndOfTurn
 
-__all__ = ["BridgePool", "TextFeed", "in_executor", "speech_events"]
+__all__ = ["BridgePool", "TextFeed", "in_executor"]
 
 _T = TypeVar("_T")
 
@@ -25,12 +25,6 @@ _T = TypeVar("_T")
 async def in_executor(call: Callable[[], _T]) -> _T:
     """Run a blocking call (making or closing a bridge) in the loop's default executor."""
     return await asyncio.get_running_loop().run_in_executor(None, call)
-
-
-def speech_events(bridge: VoiceBridge, source: object) -> AsyncGenerator[SpeechEvent, None]:
-    """``bridge.astream_events(source)``, typed as the async generator it is, so that a plugin
-    can close it early (``contextlib.aclosing``), which interrupts the turn at once."""
-    return cast(AsyncGenerator[SpeechEvent, None], bridge.astream_events(source))
 
 
 class TextFeed:

@@ -29,7 +29,7 @@ from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, TimedString
 from ..errors import VoiceBridgeError
 from ..text.billing import is_cjk_ideograph
 from ..turn import AudioChunk, Word
-from ._common import BridgePool, speech_events
+from ._common import BridgePool
 
 __all__ = ["TTS"]
 
@@ -138,7 +138,7 @@ async def _speak(pool: BridgePool, source: AsyncIterator[str], emitter: tts.Audi
     try:
         async with (
             pool.borrow() as bridge,
-            contextlib.aclosing(speech_events(bridge, _kept(source, transcript))) as events,
+            contextlib.aclosing(bridge.astream_events(_kept(source, transcript))) as events,
         ):
             async for event in events:
                 if isinstance(event, AudioChunk):

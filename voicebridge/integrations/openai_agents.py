@@ -27,7 +27,7 @@ from agents.voice import TTSModel, TTSModelSettings
 
 from ..bridge import VoiceBridge
 from ..turn import AudioChunk
-from ._common import BridgePool, speech_events
+from ._common import BridgePool
 
 __all__ = ["CHUNK_BYTES", "SAMPLE_RATE", "CosyVoiceTTSModel"]
 
@@ -78,7 +78,7 @@ class CosyVoiceTTSModel(TTSModel):
         async with (
             self._order,
             self._pool.borrow() as bridge,  # the first bridge: the lock lets one batch at a time
-            contextlib.aclosing(speech_events(bridge, text)) as events,
+            contextlib.aclosing(bridge.astream_events(text)) as events,
         ):
             pending = b""
             async for event in events:

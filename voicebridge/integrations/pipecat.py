@@ -43,7 +43,7 @@ from pipecat.transcriptions.language import Language
 from ..errors import ConfigurationError, VoiceBridgeError
 from ..text.billing import is_cjk_ideograph
 from ..turn import AudioChunk, Word
-from ._common import BridgePool, TextFeed, in_executor, speech_events
+from ._common import BridgePool, TextFeed, in_executor
 
 __all__ = ["CosyVoiceTTSService"]
 
@@ -205,7 +205,7 @@ class CosyVoiceTTSService(TTSService):
                 raise ConfigurationError(f"{self} has no connection: its start failed")
             async with (
                 self._pool.borrow() as bridge,
-                contextlib.aclosing(speech_events(bridge, turn.feed)) as events,
+                contextlib.aclosing(bridge.astream_events(turn.feed)) as events,
             ):
                 async for event in events:
                     if isinstance(event, AudioChunk):
