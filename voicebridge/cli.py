@@ -416,7 +416,8 @@ def _cmd_speak(args: argparse.Namespace) -> int:
             unplayed = bridge.pipeline.buffered_seconds if realtime else None
             return describe_speaking(bridge.progress, total, unplayed)
 
-        with StatusLine(sys.stderr, status, enabled=None if not args.quiet else False):
+        quiet = args.quiet or args.verbose > 0  # a redrawn line and log lines do not mix
+        with StatusLine(sys.stderr, status, enabled=False if quiet else None):
             metrics = bridge.speak(source)  # Ctrl-C: speak() barges in, main() reports it
     wall = time.monotonic() - started
     written = _write_timings(args, metrics)
