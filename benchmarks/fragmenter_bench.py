@@ -7,7 +7,7 @@ and total time on growing copies of a decimals-heavy stress text, of run-on Engl
 (garbage collector paused while timing); nothing is asserted.
 
     .venv/bin/pip install stream2sentence==1.1.0   # benchmark-only dependency
-    .venv/bin/python benchmarks/fragmenter_bench.py [--quick]
+    .venv/bin/python benchmarks/fragmenter_bench.py [--quick] [--plot FILE.png]
 
 ``--quick`` is a smoke run: one repetition per measurement, linearity up to 21,000 characters,
 and stream2sentence (quadratic: about a minute on 2,100 decimals characters) left out of the
