@@ -200,7 +200,7 @@ def plot_cost(path: str, quick: bool) -> None:
 
     sizes = [262, 525, 1050, 2100, 21_000, 210_000] if not quick else [131, 262, 525, 5250]
     largest_quadratic = 525 if quick else 2100
-    runs = "One run" if quick else "Fastest of 3 runs"
+    repetition = "One run" if quick else "Fastest of 3 runs"
     series: dict[str, dict[str, list[float]]] = {}
     for name, make in SPLITTERS.items():
         runs = [
@@ -228,7 +228,7 @@ def plot_cost(path: str, quick: bool) -> None:
         series,
         log_x=True,
         log_y=True,
-        note=f"Linear cost is a flat line on the right. {runs}; stream2sentence is measured up "
+        note=f"Linear cost is a flat line on the right. {repetition}; stream2sentence is measured up "
         f"to {largest_quadratic:,} characters (quadratic).",
     )
 
