@@ -228,8 +228,8 @@ def plot_cost(path: str, quick: bool) -> None:
         series,
         log_x=True,
         log_y=True,
-        note=f"Linear cost is a flat line on the right. {repetition}; stream2sentence is measured up "
-        f"to {largest_quadratic:,} characters (quadratic).",
+        note=f"Linear cost is a flat line on the right. {repetition}; stream2sentence is "
+        f"measured up to {largest_quadratic:,} characters (quadratic).",
     )
 
 
