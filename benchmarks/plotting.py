@@ -11,7 +11,7 @@ half-written picture.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Mapping, Sequence
 
 __all__ = ["bar_chart", "line_chart"]
@@ -105,9 +105,8 @@ def _save(figure: object, title: str, path: str, note: str | None) -> None:
     if note:
         figure.text(0.5, 0.015, note, ha="center", va="bottom", fontsize=9)  # type: ignore[attr-defined]
     figure.tight_layout(rect=(0, 0.07 if note else 0, 1, 1))  # type: ignore[attr-defined]
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(suffix=".png", dir=folder)
-    os.close(handle)
+    folder, name = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.part.png")  # umask's mode
     try:
         figure.savefig(temporary, dpi=110)  # type: ignore[attr-defined]
         os.replace(temporary, path)

@@ -240,42 +240,37 @@ def test_a_failed_run_leaves_no_subtitle_file(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize(
-    ("arguments", "named"),
-    [
-        (["--subtitles", "x.txt"], "--subtitles: 'x.txt': subtitles are .srt or .vtt files"),
-        (["--subtitles", "missing/x.srt"], "--subtitles: no such directory"),
-        (["--words", "."], "--words: '.' is a directory"),
-    ],
-)
-def test_bad_timing_files_are_one_line_and_status_2_before_anything_runs(
-    tmp_path: Path, arguments: list[str], named: str
-) -> None:
-    result = subprocess.run(
-        [*COMMAND, "speak", "Hello.", "--no-play", "--out", "x.wav", *arguments],
-        capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=60,
-    )  # fmt: skip
-    line = one_error_line(result, 2)
-    assert line.startswith("voicebridge speak: error: argument ") and named in line, line
-    assert result.stderr.count("\n") == 1
-    assert list(tmp_path.iterdir()) == []
+SPEAK = ("speak",)
+BOTH = ("speak", "chat")
 
 
 @pytest.mark.parametrize(
-    ("arguments", "named"),
+    ("commands", "arguments", "named"),
     [
-        (["--seed", "70000"], "seed must be an integer from 0 to 65535, got 70000"),
-        (["--language-hint", "xx"], "unknown language hint 'xx'"),
-        (["--instruction", "x" * 129], "instruction is 129 characters long; the limit is 128"),
-        (["--hot-fix", "{nope"], "--hot-fix: not JSON"),
-        (["--hot-fix", '{"spell": []}'], 'hot_fix takes the keys "pronunciation" and "replace"'),
-        (["--hot-fix", '["replace"]'], "--hot-fix: a JSON object is expected"),
+        (SPEAK, ["--subtitles", "x.txt"], "--subtitles: 'x.txt': subtitles are .srt or .vtt files"),
+        (SPEAK, ["--subtitles", "missing/x.srt"], "--subtitles: no such directory"),
+        (SPEAK, ["--words", "."], "--words: '.' is a directory"),
+        (BOTH, ["--seed", "70000"], "seed must be an integer from 0 to 65535, got 70000"),
+        (BOTH, ["--language-hint", "xx"], "unknown language hint 'xx'"),
+        (
+            BOTH,
+            ["--instruction", "x" * 129],
+            "instruction is 129 characters long; the limit is 128",
+        ),
+        (BOTH, ["--hot-fix", "{nope"], "--hot-fix: not JSON"),
+        (
+            BOTH,
+            ["--hot-fix", '{"spell": []}'],
+            'hot_fix takes the keys "pronunciation" and "replace"',
+        ),
+        (BOTH, ["--hot-fix", '["replace"]'], "--hot-fix: a JSON object is expected"),
     ],
 )
-def test_bad_run_task_options_are_one_line_and_status_2_in_speak_and_chat(
-    tmp_path: Path, arguments: list[str], named: str
+def test_bad_options_are_one_line_and_status_2_before_anything_runs(
+    tmp_path: Path, commands: tuple[str, ...], arguments: list[str], named: str
 ) -> None:
-    for command in ("speak", "chat"):
+    """Files named badly, and the run-task options checked by the library (speak and chat)."""
+    for command in commands:
         result = subprocess.run(
             [*COMMAND, command, "Hello.", "--no-play", "--out", "x.wav", *arguments],
             capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=60,

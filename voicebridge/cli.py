@@ -21,9 +21,9 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import stat
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -453,9 +453,9 @@ def publish_files(files: dict[str, str]) -> None:
     try:
         for path, text in files.items():
             folder, name = os.path.split(os.path.abspath(path))
-            handle, part = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
-            parts[path] = part
-            with open(handle, "w", encoding="utf-8", newline="\n") as file:
+            part = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.part")
+            with open(part, "x", encoding="utf-8", newline="\n") as file:  # the umask's mode
+                parts[path] = part
                 file.write(text)
         for path, part in parts.items():
             os.replace(part, path)
