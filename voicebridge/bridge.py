@@ -31,10 +31,12 @@ from .config import ApiKey, resolve_api_key, resolve_url
 from .errors import ConfigurationError, SynthesisTimeout
 from .events import EventForwarder, SpeechEvent, WordCallback
 from .options import synthesis_parameters
+from .protocol import DEFAULT_SAMPLE_RATE
 from .reading import SourceReader
 from .session import SessionCore, SessionDriver, SessionSettings
 from .text.fragmenter import Fragmenter
 from .turn import AudioChunk, Turn, TurnMetrics, TurnProgress, Word
+from .voices import DEFAULT_MODEL, DEFAULT_VOICE
 
 if TYPE_CHECKING:
     from .server import ServerThread
@@ -65,9 +67,9 @@ class VoiceBridge:
     def __init__(
         self,
         *,
-        voice: str = "longxiaochun_v2",
-        model: str = "cosyvoice-v2",
-        sample_rate: int = 22050,
+        voice: str = DEFAULT_VOICE,
+        model: str = DEFAULT_MODEL,
+        sample_rate: int = DEFAULT_SAMPLE_RATE,
         volume: int = 50,
         rate: float = 1.0,
         pitch: float = 1.0,

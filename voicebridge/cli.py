@@ -1,4 +1,4 @@
-"""The ``voicebridge`` command: ``speak``, ``chat``, ``serve``, ``voices``, ``devices``.
+"""The ``voicebridge`` command: ``speak``, ``chat``, ``web``, ``serve``, ``voices``, ``devices``.
 
 With no ``DASHSCOPE_API_KEY`` and no ``--url``, ``speak`` and ``chat`` use the embedded local
 server (offline speech); with a key, the real CosyVoice service.
@@ -36,9 +36,10 @@ from .bridge import TurnMetrics, VoiceBridge
 from .errors import AudioError, ConfigurationError, TaskFailedError, VoiceBridgeError
 from .options import synthesis_parameters
 from .progress import StatusLine, describe_speaking
-from .protocol import LANGUAGE_HINTS, MAX_INSTRUCTION_CHARACTERS, SEED_RANGE
+from .protocol import LANGUAGE_HINTS, MAX_INSTRUCTION_CHARACTERS, SAMPLE_RATES, SEED_RANGE
+from .server.lifecycle import ENGINE_NAMES
 from .subtitles import build_cues, format_srt, format_vtt, subtitle_format, words_json
-from .voices import MODEL_VOICES, model_voices
+from .voices import DEFAULT_MODEL, DEFAULT_VOICE, MODEL_VOICES, model_voices
 
 __all__ = [
     "add_output_arguments",
@@ -53,9 +54,6 @@ __all__ = [
 ]
 
 _READ_SIZE = 4096
-DEFAULT_VOICE = "longxiaochun_v2"
-_SAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)  # CosyVoice's PCM rates
-_ENGINES = ("espeak", "tone", "piper")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -154,14 +152,14 @@ def add_speech_arguments(parser: argparse.ArgumentParser, *, model_flag: str = "
     group.add_argument(
         model_flag,
         dest="tts_model",
-        default="cosyvoice-v2",
-        help="CosyVoice model (default cosyvoice-v2)",
+        default=DEFAULT_MODEL,
+        help=f"CosyVoice model (default {DEFAULT_MODEL})",
     )
     group.add_argument(
         "--sample-rate",
         type=int,
         default=22050,
-        choices=_SAMPLE_RATES,
+        choices=SAMPLE_RATES,
         metavar="HZ",
         help="8000, 16000, 22050 (default), 24000, 44100 or 48000",
     )
@@ -180,7 +178,7 @@ def add_speech_arguments(parser: argparse.ArgumentParser, *, model_flag: str = "
 def _add_engine_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--engine",
-        choices=_ENGINES,
+        choices=ENGINE_NAMES,
         help="the local server's speech engine (default espeak; piper needs --piper-voice)",
     )
     group.add_argument(
@@ -482,11 +480,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_voices(args: argparse.Namespace) -> int:
-    models = [args.model] if args.model else ["cosyvoice-v2", "cosyvoice-v1"]
+    models = [args.model] if args.model else [DEFAULT_MODEL, "cosyvoice-v1"]
     for model in models:
         print(f"{model}:")
         for voice in model_voices(model):
-            mark = "  (default)" if voice.name == DEFAULT_VOICE and model == "cosyvoice-v2" else ""
+            default = voice.name == DEFAULT_VOICE and model == DEFAULT_MODEL
+            mark = "  (default)" if default else ""
             print(f"  {voice.name:<18} {voice.describe()}{mark}")
     if not args.model:
         print(
@@ -549,6 +548,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_chat_arguments(chat)
     add_task_arguments(chat)
     chat.set_defaults(handler=run_chat, parser=chat)
+
+    from .web import add_arguments as add_web_arguments
+    from .web import run as run_web
+
+    web = commands.add_parser("web", help="the live demo in a browser: type, hear, see each word")
+    add_web_arguments(web)
+    web.set_defaults(handler=run_web, parser=web)
 
     serve = commands.add_parser("serve", help="run the local CosyVoice-compatible server")
     serve.add_argument("--host", default="127.0.0.1")

@@ -13,6 +13,7 @@ from typing import Any
 
 from .errors import ConfigurationError
 from .protocol import (
+    DEFAULT_SAMPLE_RATE,
     LANGUAGE_HINTS,
     MAX_INSTRUCTION_CHARACTERS,
     PITCH_RANGE,
@@ -30,7 +31,7 @@ def synthesis_parameters(
     *,
     model: str,
     voice: str,
-    sample_rate: int = 22050,
+    sample_rate: int = DEFAULT_SAMPLE_RATE,
     volume: int = 50,
     rate: float = 1.0,
     pitch: float = 1.0,

@@ -32,6 +32,7 @@ __all__ = [
     "ACTIVE_STATES",
     "BIT_RATE_RANGE",
     "CONNECTION_IDLE_TIMEOUT",
+    "DEFAULT_SAMPLE_RATE",
     "FORMATS",
     "LANGUAGE_HINTS",
     "MAX_INSTRUCTION_CHARACTERS",
@@ -63,6 +64,7 @@ __all__ = [
 
 FORMATS = ("pcm", "wav", "mp3", "opus")
 SAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
+DEFAULT_SAMPLE_RATE = 22050  # most voices' own rate
 DEFAULT_FORMAT = "Default"  # the SDK's word for "the voice's own format and rate"
 TASK_IDLE_TIMEOUT = 23.0
 """Seconds without text (or finish-task) after which the service fails a task (docs/protocol.md)."""
@@ -97,7 +99,7 @@ class SynthesisParameters:
     model: str
     voice: str
     format: str = "pcm"
-    sample_rate: int = 22050
+    sample_rate: int = DEFAULT_SAMPLE_RATE
     volume: int = 50
     rate: float = 1.0
     pitch: float = 1.0

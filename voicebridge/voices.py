@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_VOICE",
     "MODEL_VOICES",
     "V1_VOICES",
     "V2_VOICES",
@@ -23,6 +25,10 @@ __all__ = [
     "model_voices",
     "voice_language",
 ]
+
+
+DEFAULT_MODEL = "cosyvoice-v2"
+DEFAULT_VOICE = "longxiaochun_v2"  # female, Mandarin Chinese and English, the SDK samples' voice
 
 
 @dataclass(frozen=True)

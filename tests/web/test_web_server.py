@@ -364,21 +364,14 @@ def test_a_page_that_stops_reporting_playback_fails_its_turn(llm: ScriptedLLM) -
     assert error["message"].startswith("playback failed: the page reported no playback for 0.5 s")
 
 
-def test_run_serves_on_loopback_until_sigterm(llm: ScriptedLLM) -> None:
-    """``run(args)`` (what ``voicebridge web`` calls): the LLM from OPENAI_BASE_URL as for
-    ``chat``, the embedded speech server, loopback, a clean exit on SIGTERM."""
-    program = (
-        "import argparse, sys\n"
-        "from voicebridge.web import add_arguments, run\n"
-        "parser = argparse.ArgumentParser()\n"
-        "add_arguments(parser)\n"
-        "sys.exit(run(parser.parse_args(sys.argv[1:])))\n"
-    )
+def test_voicebridge_web_serves_on_loopback_until_sigterm(llm: ScriptedLLM) -> None:
+    """``voicebridge web``: the LLM from OPENAI_BASE_URL as for ``chat``, the embedded speech
+    server, loopback, a clean exit on SIGTERM."""
     env = {**os.environ, "OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": "sk-test"}
     env.pop("DASHSCOPE_API_KEY", None)
     env.pop("DASHSCOPE_WEBSOCKET_BASE_URL", None)
     with subprocess.Popen(
-        [sys.executable, "-c", program, "--port", "0", "--engine", "tone"],
+        [sys.executable, "-m", "voicebridge", "web", "--port", "0", "--engine", "tone"],
         env=env,
         stderr=subprocess.PIPE,
         text=True,

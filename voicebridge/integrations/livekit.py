@@ -29,6 +29,7 @@ from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, TimedString
 from ..errors import VoiceBridgeError
 from ..text.billing import is_cjk_ideograph
 from ..turn import AudioChunk, Word
+from ..voices import DEFAULT_MODEL, DEFAULT_VOICE
 from ._common import BridgePool
 
 __all__ = ["TTS"]
@@ -48,8 +49,8 @@ class TTS(tts.TTS[Literal["metrics_collected", "error"]]):
     def __init__(
         self,
         *,
-        voice: str = "longxiaochun_v2",
-        model: str = "cosyvoice-v2",
+        voice: str = DEFAULT_VOICE,
+        model: str = DEFAULT_MODEL,
         sample_rate: int = 24000,
         url: str | None = None,
         api_key: str | None = None,

@@ -27,6 +27,7 @@ from agents.voice import TTSModel, TTSModelSettings
 
 from ..bridge import VoiceBridge
 from ..turn import AudioChunk
+from ..voices import DEFAULT_MODEL, DEFAULT_VOICE
 from ._common import BridgePool
 
 __all__ = ["CHUNK_BYTES", "SAMPLE_RATE", "CosyVoiceTTSModel"]
@@ -49,8 +50,8 @@ class CosyVoiceTTSModel(TTSModel):
     def __init__(
         self,
         *,
-        voice: str = "longxiaochun_v2",
-        model: str = "cosyvoice-v2",
+        voice: str = DEFAULT_VOICE,
+        model: str = DEFAULT_MODEL,
         url: str | None = None,
         api_key: str | None = None,
         bridge_options: Mapping[str, Any] | None = None,

@@ -43,6 +43,7 @@ from pipecat.transcriptions.language import Language
 from ..errors import ConfigurationError, VoiceBridgeError
 from ..text.billing import is_cjk_ideograph
 from ..turn import AudioChunk, Word
+from ..voices import DEFAULT_MODEL, DEFAULT_VOICE
 from ._common import BridgePool, TextFeed, in_executor
 
 __all__ = ["CosyVoiceTTSService"]
@@ -75,8 +76,8 @@ class CosyVoiceTTSService(TTSService):
     def __init__(
         self,
         *,
-        voice: str = "longxiaochun_v2",
-        model: str = "cosyvoice-v2",
+        voice: str = DEFAULT_VOICE,
+        model: str = DEFAULT_MODEL,
         language: Language | str | None = None,
         url: str | None = None,
         api_key: str | None = None,

@@ -26,8 +26,9 @@ from ..bridge import VoiceBridge
 from ..chat import DEFAULT_SYSTEM, LLMEndpoint
 from ..errors import AudioError, RemoteProtocolError, SourceError, VoiceBridgeError
 from ..llm import StreamEvent, TextDelta, aiter_events
+from ..protocol import DEFAULT_SAMPLE_RATE
 from ..turn import AudioChunk, TurnMetrics, Word
-from ..voices import Voice
+from ..voices import DEFAULT_MODEL, DEFAULT_VOICE, Voice
 from .conversation import Conversation, Turn
 from .messages import (
     FloodGuard,
@@ -58,16 +59,16 @@ class SessionConfig:
 
     llm: LLMEndpoint  # its base_url is where to send requests (a local LLM already started)
     voices: Sequence[Voice]  # the model's voices, for the selector (empty: any name)
-    voice: str = "longxiaochun_v2"
+    voice: str = DEFAULT_VOICE
     rate: float = 1.0
     volume: int = 50
     pitch: float = 1.0
-    tts_model: str = "cosyvoice-v2"
+    tts_model: str = DEFAULT_MODEL
     speech_url: str | None = None  # None: the bridge's own choice (DASHSCOPE_API_KEY: the service)
     speech_label: str = "the CosyVoice service"
     system: str | None = DEFAULT_SYSTEM
     max_tokens: int = 200
-    sample_rate: int = 22050
+    sample_rate: int = DEFAULT_SAMPLE_RATE
     playback_stall_timeout: float = 10.0  # seconds a playing page may go without a report
     limits: WebLimits = field(default_factory=WebLimits)
 
