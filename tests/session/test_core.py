@@ -211,9 +211,9 @@ def test_a_service_never_reached_is_reported_quickly() -> None:
     loop = Loop(SessionSettings(first_connect_window=2.0, retry_window=30.0))
     loop.refuse = [ConnectionLost("refused")] * 100
     speak(loop)
-    loop.advance(60.0)
+    loop.advance(3.0)
     [turn] = loop.ended
-    assert isinstance(turn.error, ConnectionLost) and loop.connects <= 5
+    assert isinstance(turn.error, ConnectionLost) and loop.connects < 10
 
 
 def test_progress_resets_the_budget() -> None:
@@ -244,7 +244,7 @@ def test_backoff_doubles_up_to_its_maximum() -> None:
         assert deadline is not None
         times.append(round(deadline - loop.now, 3))
         loop.advance(deadline - loop.now)
-    assert times == [0.5, 1.0, 2.0, 2.0]
+    assert times == [0.0, 0.5, 1.0, 2.0], "at once, then doubling up to the maximum"
     loop.end()
     assert loop.ended[0].error is None
 

@@ -40,7 +40,9 @@ class RetryBudget:
         window = s.retry_window if self._ever_connected else s.first_connect_window
         if self.failures > s.max_retries or now - self._since > window:
             return None
-        return float(min(s.backoff_initial * 2 ** (self.failures - 1), s.backoff_max))
+        if self.failures == 1:
+            return 0.0  # one drop is the common case: reconnect at once
+        return float(min(s.backoff_initial * 2 ** (self.failures - 2), s.backoff_max))
 
     def spent(self, now: float) -> float:
         """Seconds since the first failure with nothing spoken since."""

@@ -32,8 +32,9 @@ class SessionSettings:
     spoken sentence refines it (the engine's real pace).
 
     Recovery, a budget per turn: after a failure (dropped connection, malformed frame,
-    retryable task-failed, stall) the session reconnects after a backoff (``backoff_initial``
-    doubling to ``backoff_max``) and replays what was not spoken. It gives up, with an error
+    retryable task-failed, stall) the session reconnects at once, then after a backoff
+    (``backoff_initial`` doubling to ``backoff_max``) if it fails again, and replays what was
+    not spoken. It gives up, with an error
     carrying the unspoken text, after ``max_retries`` failures or ``retry_window`` seconds with no
     sentence spoken in between. The 30 s default outlasts a process restart (a few seconds) and a
     pod replaced behind a Kubernetes Service, whose default readiness probe (10 s period, 3
