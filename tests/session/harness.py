@@ -92,7 +92,8 @@ class Loop:
         self.refuse: list[VoiceBridgeError] = []  # errors for the next connects, in order
         self.drop_after_audio: int | None = None  # close each connection after N audio frames
         self.drop_after_started = False  # close each connection right after task-started
-        self.silent = False  # the service stops answering (frames and pings)
+        self.silent = False  # the service stops answering (frames and pings)...
+        self.silent_below = 1 << 30  # ...on connections with a lower id (see silence_existing)
         self.mute = False  # the service answers pings, nothing else
         self.unread = False  # answer to CheckStall
         self.audio = bytearray()
@@ -130,6 +131,11 @@ class Loop:
             action = pending.pop(0)
             pending.extend(self._perform(action))
 
+    def silence_existing(self) -> None:
+        """The connections open now stop answering; new ones work (a server that hung)."""
+        self.silent = True
+        self.silent_below = max(self.servers, default=0) + 1
+
     def spoken(self) -> str:
         return unspell(bytes(self.audio))
 
@@ -152,12 +158,12 @@ class Loop:
             if server is None or server.closed:
                 return core.send_failed(action.conn, ConnectionLost("closed"), now)
             self.sent.append((action.conn, decode_client_message(action.frame)))
-            if self.silent or self.mute:
+            if (self.silent and action.conn < self.silent_below) or self.mute:
                 return []
             return self._serve(action.conn, server.receive_text(action.frame, now))
         if isinstance(action, Ping):
             self.pings += 1
-            if not self.silent:
+            if not (self.silent and action.conn < self.silent_below):
                 core.control_frame(action.conn, now)
             return []
         if isinstance(action, CheckStall):
