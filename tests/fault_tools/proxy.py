@@ -226,9 +226,10 @@ class FaultProxy(_Listener):
     """A TCP proxy to ``upstream`` (host, port) that applies ``rule`` to every server frame.
 
     ``url`` is the proxy's WebSocket URL (path of the CosyVoice service). Attributes a test may
-    change while it runs: ``rule``; :meth:`refuse_for` answers new connections with HTTP 503 for
-    a while (a rolling deploy behind a load balancer); :meth:`reset_all` drops every live
-    connection. When the upstream refuses, the client's socket is reset.
+    change while it runs: ``rule``; ``slow_handshakes`` holds the handshake reply of chosen
+    connections; :meth:`refuse_for` answers new connections with HTTP 503 for a while (a rolling
+    deploy behind a load balancer); :meth:`reset_all` drops every live connection. When the
+    upstream refuses, the client's socket is reset.
     """
 
     def __init__(self, upstream: tuple[str, int], rule: Rule = forward_all) -> None:
@@ -239,6 +240,13 @@ class FaultProxy(_Listener):
         self.refused = 0  # answered 503 or reset because the upstream was down
         self._refuse_until = 0.0
         self._live: dict[int, tuple[socket.socket, socket.socket]] = {}
+        self.slow_handshakes: dict[int, float] = {}  # connection -> seconds its 101 is held
+
+    @property
+    def live(self) -> int:
+        """Connections open right now (both sides)."""
+        with self._lock:
+            return len(self._live)
 
     @classmethod
     def to_url(cls, url: str, rule: Rule = forward_all) -> FaultProxy:
@@ -320,7 +328,7 @@ class FaultProxy(_Listener):
         """Server to client: the HTTP head as is, then frame by frame through the rule."""
         reader = _Reader(upstream)
         head = reader.until(b"\r\n\r\n")
-        if head is None:
+        if head is None or self._stopping.wait(self.slow_handshakes.get(number, 0.0)):
             return
         client.sendall(head)
         if not head.startswith(b"HTTP/1.1 101"):

@@ -13,10 +13,9 @@ import time
 from dataclasses import replace
 
 from tests.fault_tools.listening import FakeSpeaker, heard_words, text_audio
+from tests.fault_tools.scenarios import QUICK, SAMPLE_RATE, tokens
 from voicebridge import VoiceBridge
 from voicebridge.server import ServerThread
-
-from .conftest import QUICK, SAMPLE_RATE, tokens
 
 SPEED = 50.0  # the fake speaker plays this many times faster than real time
 SECONDS_PER_CHARACTER = 0.05  # the text engine's pace

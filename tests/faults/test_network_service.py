@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import websocket
 
+from tests.fault_tools.scenarios import QUICK
 from tests.fault_tools.serve_process import ServeProcess
 from tests.server.wsclient import RawClient
 from voicebridge import VoiceBridge
@@ -31,8 +32,6 @@ from voicebridge.protocol import (
     TaskStarted,
     encode_client_message,
 )
-
-from .conftest import QUICK
 
 RUN_ON = ("and then some more words without any end " * 48)[:2000]  # one continue-task's worth
 

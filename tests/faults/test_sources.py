@@ -16,11 +16,10 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from tests.fault_tools.listening import FakeSpeaker, Recorder, text_audio
+from tests.fault_tools.scenarios import QUICK, SAMPLE_RATE, speak, tokens
 from voicebridge import VoiceBridge
 from voicebridge.errors import SourceError
 from voicebridge.server import ServerThread
-
-from .conftest import QUICK, SAMPLE_RATE, speak, tokens
 
 ARRIVED = "This much arrived before the model's stream broke. It is all spoken, every word."
 

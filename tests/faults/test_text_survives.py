@@ -11,9 +11,8 @@ import re
 
 import pytest
 
+from tests.fault_tools.scenarios import speak
 from voicebridge.server import ServerThread
-
-from .conftest import speak
 
 
 def words(text: str) -> list[str]:

@@ -16,29 +16,19 @@ from dataclasses import replace
 import pytest
 
 from tests.fault_tools.listening import heard_words
-from tests.fault_tools.proxy import (
-    OPCODE_TEXT,
-    Cut,
-    FaultProxy,
-    Raw,
-    Replace,
-    ServerFrame,
-    Verdict,
+from tests.fault_tools.proxy import OPCODE_TEXT, FaultProxy, Replace, ServerFrame, Verdict
+from tests.fault_tools.scenarios import (
+    ANSWER,
+    QUICK,
+    after_first_audio,
+    after_task_started,
+    corrupt_text_frame,
+    damage_frame_header,
+    speak,
+    tokens,
 )
 from voicebridge.errors import ConnectionLost, RemoteProtocolError, TaskFailedError
 from voicebridge.server import FaultPlan, FaultPoint, ServerThread, Trigger
-
-from .conftest import ANSWER, QUICK, speak, tokens
-
-
-def after_task_started(frame: ServerFrame) -> Verdict:
-    """Every connection: task-started arrives whole, then the connection is reset."""
-    return Cut(len(frame.raw)) if "task-started" in frame.text else None
-
-
-def after_first_audio(frame: ServerFrame) -> Verdict:
-    """Every connection: the first audio frame arrives whole, then the connection is reset."""
-    return Cut(len(frame.raw)) if frame.binary_index == 0 and not frame.text else None
 
 
 @pytest.mark.parametrize("rule", [after_task_started, after_first_audio])
@@ -106,27 +96,6 @@ def test_progress_renews_the_budget_a_flaky_server_still_speaks_every_word(
     assert outcome.heard == sentences
     assert outcome.metrics.text == sentences
     assert outcome.metrics.reconnects >= 5
-
-
-def corrupt_text_frame(number: int, payload: bytes) -> Callable[[ServerFrame], Verdict]:
-    """On the first connection only, the ``number``-th text frame gets ``payload`` instead."""
-
-    def rule(frame: ServerFrame) -> Verdict:
-        hit = frame.connection == 1 and frame.opcode == OPCODE_TEXT
-        return Replace(payload) if hit and frame.text_index == number else None
-
-    return rule
-
-
-def damage_frame_header(number: int) -> Callable[[ServerFrame], Verdict]:
-    """On the first connection, the ``number``-th frame's first byte gets reserved bits set."""
-
-    def rule(frame: ServerFrame) -> Verdict:
-        if frame.connection == 1 and frame.index == number:
-            return Raw(bytes([frame.raw[0] | 0x70]) + frame.raw[1:])
-        return None
-
-    return rule
 
 
 @pytest.mark.parametrize(
