@@ -88,9 +88,10 @@ class VoiceBridge:
         hot_fix: Mapping[str, Any] | None = None,
         enable_markdown_filter: bool | None = None,
     ) -> None:
-        key = resolve_api_key(api_key)
+        # Rebound at once: no plain-text key stays in this frame (traceback locals).
+        api_key = resolve_api_key(api_key)
         embedded = (
-            url is None and key is None and not os.environ.get("DASHSCOPE_WEBSOCKET_BASE_URL")
+            url is None and api_key is None and not os.environ.get("DASHSCOPE_WEBSOCKET_BASE_URL")
         )
         if not embedded:
             url = resolve_url(url)
@@ -144,7 +145,7 @@ class VoiceBridge:
         self._driver = SessionDriver(
             self._core,
             url,
-            api_key=key,
+            api_key=api_key,
             connect_timeout=connect_timeout,
             deliver=self._deliver,
             words=self._words,
@@ -160,7 +161,9 @@ class VoiceBridge:
         self._closed = False
 
     def __repr__(self) -> str:
-        p = self.parameters
+        p = getattr(self, "parameters", None)  # None while __init__ runs (traceback locals)
+        if p is None:
+            return "VoiceBridge(<not constructed>)"
         return f"VoiceBridge(voice={p.voice!r}, model={p.model!r}, url={self.url!r})"
 
     @property
