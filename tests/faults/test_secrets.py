@@ -25,6 +25,7 @@ from voicebridge.audio import NullSink
 from voicebridge.client import AudioFormat, SpeechSynthesizer
 from voicebridge.errors import (
     AuthenticationError,
+    ConfigurationError,
     HandshakeError,
     SynthesisTimeout,
     TaskFailedError,
@@ -134,3 +135,23 @@ def test_connection_failures_show_no_key(
     with silent_listener() as url:
         timed_out = failure_of(client, url, caplog)
     assert isinstance(timed_out, SynthesisTimeout)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: VoiceBridge(api_key=KEY, volume=500, sinks=[NullSink()]),
+        lambda: VoiceBridge(api_key=KEY, url="https://not-a-websocket", sinks=[NullSink()]),
+        lambda: SpeechSynthesizer("", "", api_key=KEY),
+        lambda: SpeechSynthesizer("cosyvoice-v2", "longxiaochun_v2", url="ftp://x", api_key=KEY),
+    ],
+    ids=["bridge-bad-volume", "bridge-bad-url", "sdk-no-model", "sdk-bad-url"],
+)
+def test_a_bad_argument_next_to_the_key_shows_no_key_in_traceback_locals(
+    build: Callable[[], object], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The constructor's own frame is in the traceback: the key must not sit there as a plain
+    string, and the half-built object's repr must not fail while the locals are rendered."""
+    with pytest.raises(ConfigurationError) as caught:
+        build()
+    assert secret_leaks(KEY, caught.value, caplog.records) == []
