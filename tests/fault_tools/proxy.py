@@ -17,7 +17,9 @@ closes every socket and joins every thread (bounded).
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import json
 import socket
 import struct
@@ -36,12 +38,16 @@ __all__ = [
     "Replace",
     "ServerFrame",
     "Verdict",
+    "accept_then_close",
     "forward_all",
+    "redirect_to",
+    "refuse_echoing",
 ]
 
 OPCODE_TEXT, OPCODE_BINARY = 0x1, 0x2
 _JOIN = 5.0  # seconds stop() waits for each thread
 _HEAD_LIMIT = 65_536  # bytes of an HTTP head read before giving up
+_WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455, section 1.3
 
 
 @dataclass(frozen=True)
@@ -442,6 +448,18 @@ class HttpResponder(_Listener):
             with contextlib.suppress(OSError):
                 client.shutdown(socket.SHUT_RDWR)
             client.close()
+
+
+def accept_then_close(request: Request) -> bytes:
+    """Accept the WebSocket upgrade (a valid 101), then close at once: a gateway whose backend
+    is gone, or a server that closes every connection it is not using."""
+    accept = hashlib.sha1(
+        (request.header("Sec-WebSocket-Key") or "").encode() + _WEBSOCKET_GUID
+    ).digest()
+    return (
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Accept: {base64.b64encode(accept).decode()}\r\n\r\n"
+    ).encode()
 
 
 def redirect_to(location: str) -> Callable[[Request], bytes]:

@@ -298,11 +298,16 @@ class SessionCore:
         return self.connect_failed(conn, error, now)
 
     def closed(self, conn: int, error: VoiceBridgeError | None, now: float) -> list[Action]:
+        """The server closed ``conn``. During a turn that is a failure, also with no task
+        running: the turn would reopen the link at once, so it gets the turn's backoff and
+        budget (a gateway that closes every connection must not be reopened in a loop).
+        Between turns the link is dropped; a preconnect() wish ends with it."""
         if conn == self._conn:
-            if self._protocol.task_active or self._ledger_busy():
-                self._fail(error or ConnectionLost("the connection closed during a task"), now)
+            if self._protocol.task_active or self._ledger_busy() or self._active() is not None:
+                self._fail(error or ConnectionLost("the connection closed during a turn"), now)
             else:  # an idle connection closed (the service's 60 s idle close): open one later
                 self._drop_link()
+                self._want_link = self._want_task = False
         return self._take(now)
 
     def control_frame(self, conn: int, now: float) -> None:
