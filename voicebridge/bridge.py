@@ -205,7 +205,8 @@ class VoiceBridge:
 
         Raises :class:`SourceError` (the source's own exception chained) after speaking what
         arrived when the source fails, and the turn's error, with ``unspoken_text``, when the
-        service could not speak all of it."""
+        service could not speak all of it (the text read and not spoken; the source is then
+        closed and read no further)."""
         turn = self._begin(source)
         failure: list[SourceError] = []
         try:
@@ -287,14 +288,7 @@ class VoiceBridge:
         self._pipeline.interrupt()
         turn.heard_seconds = self._pipeline.turn_stats(turn.number).played_seconds
         self._driver.call(self._core.cancel)
-        if self._async_reader is not None:
-            loop, reader = self._async_reader
-            with contextlib.suppress(RuntimeError):  # its loop is closed: it is over anyway
-                loop.call_soon_threadsafe(reader.cancel)
-        source = self._source
-        if source is not None:
-            with contextlib.suppress(Exception):  # a source busy on its reader thread refuses
-                close_source(source)
+        self._stop_reading()
 
     async def ainterrupt(self) -> None:
         """:meth:`interrupt` for asyncio sources (closes an async stream properly)."""
@@ -370,35 +364,35 @@ class VoiceBridge:
         events = source if isinstance(source, Iterator) else iter_events(source)
         try:
             for event in events:
-                if turn.cancelled:
+                if turn.done.is_set():  # cancelled or failed: read no further, close it
                     break
-                self._accept(event)
+                self._accept(turn, event)
         except Exception as exc:  # the source failed: speak what arrived, then report it
             failure.append(_source_error(exc))
         finally:
             with contextlib.suppress(Exception):
                 close_source(events)
-            self._driver.call(self._core.end_turn)
+            self._driver.call(self._core.end_turn, turn)
 
     async def _aread(self, turn: Turn, source: object, failure: list[SourceError]) -> None:
         events = aiter_events(source)
         try:
             async for event in events:
-                if turn.cancelled:
+                if turn.done.is_set():
                     break
-                self._accept(event)
+                self._accept(turn, event)
         except Exception as exc:
             failure.append(_source_error(exc))
         finally:
             with contextlib.suppress(Exception):
                 await events.aclose()
-            self._driver.call(self._core.end_turn)
+            self._driver.call(self._core.end_turn, turn)
 
-    def _accept(self, event: object) -> None:
+    def _accept(self, turn: Turn, event: object) -> None:
         if isinstance(event, EndOfTurn):
-            self._driver.call(self._core.flush)
+            self._driver.call(self._core.flush, turn)
         else:
-            self._driver.call(self._core.feed, event.text)  # type: ignore[attr-defined]
+            self._driver.call(self._core.feed, turn, event.text)  # type: ignore[attr-defined]
 
     def _wait_session(self, turn: Turn) -> None:
         """Until the session ended the turn; bounded by the session's own progress rules, and
@@ -410,7 +404,21 @@ class VoiceBridge:
     def _drain_timeout(self) -> float:
         return self._pipeline.buffered_seconds + _DRAIN_MARGIN
 
+    def _stop_reading(self) -> None:
+        """Stop reading the turn's source: cancel the async reader, close the source now if it
+        can be closed (a reader thread stops at its next item in any case)."""
+        if self._async_reader is not None:
+            loop, reader = self._async_reader
+            with contextlib.suppress(RuntimeError):  # its loop is closed: it is over anyway
+                loop.call_soon_threadsafe(reader.cancel)
+        source = self._source
+        if source is not None:
+            with contextlib.suppress(Exception):  # a source busy on its reader thread refuses
+                close_source(source)
+
     def _end(self, turn: Turn) -> None:
+        if turn.error is not None:  # the turn failed: its source is read no further
+            self._stop_reading()
         self._source = None
         self._turn = None
         self._async_reader = None

@@ -224,9 +224,10 @@ class SessionCore:
             self._task_turn = turn  # a task started by preconnect() speaks for this turn
         return self._take(now)
 
-    def feed(self, text: str, now: float) -> list[Action]:
-        turn = self._active()
-        if turn is None or not text:
+    def feed(self, turn: Turn, text: str, now: float) -> list[Action]:
+        """Text of ``turn``'s source. The source calls of a turn that is over (failed,
+        cancelled) are ignored: a reader still running must never speak into the next turn."""
+        if turn is not self._active() or not text:
             return []
         turn.characters_read += len(text)
         if turn.first_text_at is None:
@@ -241,16 +242,16 @@ class SessionCore:
         self._queue(fragments, now, flush_last=False)
         return self._take(now)
 
-    def flush(self, now: float) -> list[Action]:
+    def flush(self, turn: Turn, now: float) -> list[Action]:
         """The source says its text so far is complete: send and flush all of it."""
-        if self._active() is not None:
+        if turn is self._active():
             self._queue(self._fragmenter.flush(), now, flush_last=True)
             self._fresh = True
         return self._take(now)
 
-    def end_turn(self, now: float) -> list[Action]:
+    def end_turn(self, turn: Turn, now: float) -> list[Action]:
         """The source is exhausted: speak what is left, then end the turn."""
-        if self._active() is not None:
+        if turn is self._active():
             self._queue(self._fragmenter.flush(), now, flush_last=False)
             self._source_done = True
         return self._take(now)
