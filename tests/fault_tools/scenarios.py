@@ -31,6 +31,7 @@ __all__ = [
     "after_task_started",
     "corrupt_text_frame",
     "damage_frame_header",
+    "long_answer",
     "reset_at_random_bytes",
     "secret_leaks",
     "speak",
@@ -56,6 +57,15 @@ QUICK = SessionSettings(
 30 s) is the default one."""
 
 
+def long_answer(minutes: float, seconds_per_character: float = 0.05) -> str:
+    """An answer whose text engine audio lasts at least ``minutes`` (0.05 s per character)."""
+    sentences, n = [], 0
+    while sum(map(len, sentences)) * seconds_per_character < minutes * 60:
+        n += 1
+        sentences.append(f"Sentence {n} of the long answer, and it still goes on. ")
+    return "".join(sentences).rstrip() + " The end."
+
+
 def tokens(text: str, size: int = 5) -> list[str]:
     """``text`` in tokens of ``size`` characters (an LLM's stream)."""
     return [text[i : i + size] for i in range(0, len(text), size)]
@@ -74,10 +84,12 @@ class Outcome:
     def count(self, expected: str) -> tuple[int, int]:
         """(words lost, words repeated) against ``expected``, the text owed. Words the error's
         ``unspoken_text`` hands back to the caller are not lost: they were reported."""
+        repeated = heard_words(expected, self.heard).repeated
         unspoken = self.error.unspoken_text if self.error is not None else ""
-        owed = expected[: len(expected) - len(unspoken)] if expected.endswith(unspoken) else ""
-        lost = heard_words(owed, self.heard[: len(owed)]).lost if owed else len(expected.split())
-        return lost, heard_words(expected, self.heard).repeated
+        if not expected.endswith(unspoken):  # what it hands back is not what was owed
+            return len(expected.split()), repeated
+        owed = expected[: len(expected) - len(unspoken)]
+        return heard_words(owed, self.heard[: len(owed)]).lost, repeated
 
 
 def speak(

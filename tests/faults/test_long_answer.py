@@ -13,25 +13,17 @@ import time
 from dataclasses import replace
 
 from tests.fault_tools.listening import FakeSpeaker, heard_words, text_audio
-from tests.fault_tools.scenarios import QUICK, SAMPLE_RATE, tokens
+from tests.fault_tools.scenarios import QUICK, SAMPLE_RATE, long_answer, tokens
 from voicebridge import VoiceBridge
 from voicebridge.server import ServerThread
 
 SPEED = 50.0  # the fake speaker plays this many times faster than real time
-SECONDS_PER_CHARACTER = 0.05  # the text engine's pace
+SECONDS_PER_CHARACTER = 0.05  # the text engine's pace (long_answer's too)
 
 SETTINGS = replace(
     QUICK, idle_flush_after=0.1, rollover_after=0.4, max_buffered_audio=30.0,
     progress_timeout=2.0,
 )  # fmt: skip
-
-
-def long_answer(minutes: float) -> str:
-    sentences, n = [], 0
-    while sum(map(len, sentences)) * SECONDS_PER_CHARACTER < minutes * 60:
-        n += 1
-        sentences.append(f"Sentence {n} of the long answer, and it still goes on. ")
-    return "".join(sentences).rstrip() + " The end."
 
 
 def test_a_ten_minute_answer_is_heard_in_full_while_playback_paces_sending(

@@ -1,5 +1,6 @@
 """Unfriendly sources and users (issue 10): a source that raises, ``bytes`` tokens, items that
-are not text, and ``interrupt()`` while a sync source is blocked in a long read.
+are not text, ``interrupt()`` while a sync source is blocked in a long read, a source still
+writing when its turn failed, and LLM pauses longer than the service's idle timer.
 
 Every turn runs through a real bridge and the local server's ``text`` engine; what a listener
 heard is decoded from the audio the sinks received.
@@ -9,17 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 
 import pytest
 
-from tests.fault_tools.listening import FakeSpeaker, Recorder, text_audio
-from tests.fault_tools.scenarios import QUICK, SAMPLE_RATE, speak, tokens
+from tests.fault_tools.listening import FakeSpeaker, Recorder, heard_words, text_audio
+from tests.fault_tools.proxy import FaultProxy
+from tests.fault_tools.scenarios import ANSWER, QUICK, SAMPLE_RATE, speak, tokens
 from voicebridge import VoiceBridge
-from voicebridge.errors import SourceError
+from voicebridge.errors import HandshakeError, SourceError
 from voicebridge.server import ServerThread
+from voicebridge.server.service import ServerLimits
 
 ARRIVED = "This much arrived before the model's stream broke. It is all spoken, every word."
 
@@ -165,3 +170,61 @@ def test_interrupt_returns_at_once_while_a_sync_source_is_blocked_in_a_long_read
         assert time.monotonic() < deadline, "the reader thread did not end after the read"
         time.sleep(0.01)
     assert "Never" not in recorder.text
+
+
+def test_a_failed_turns_source_never_speaks_into_the_next_turn(text_server: ServerThread) -> None:
+    """Turn 1 fails (the gateway refuses) while its LLM is still writing; turn 2 starts at once.
+    What turn 1's source writes later is neither spoken in turn 2 nor allowed to end it."""
+    first_closed = threading.Event()
+
+    def first() -> Iterator[str]:
+        try:
+            yield "First turn starts. "
+            time.sleep(1.0)  # the turn fails meanwhile
+            yield "Late words of the first turn. "
+            yield "More of them."
+        finally:
+            first_closed.set()
+
+    def second() -> Iterator[str]:
+        yield "Second turn starts. "
+        time.sleep(2.0)
+        yield "Second turn ends."
+
+    recorder = Recorder()
+    with FaultProxy.to_url(text_server.url) as proxy, VoiceBridge(
+        url=proxy.url, sinks=[recorder], settings=replace(QUICK, max_retries=2),
+        sample_rate=SAMPLE_RATE,
+    ) as bridge:  # fmt: skip
+        proxy.refuse_for(0.5)
+        with pytest.raises(HandshakeError) as caught:
+            bridge.speak(first())
+        assert caught.value.unspoken_text == "First turn starts. "
+        time.sleep(0.6)  # the gateway is back
+        second_turn = bridge.speak(second())
+        assert first_closed.wait(5), "the failed turn's source is closed once its read returns"
+    assert second_turn.text == "Second turn starts. Second turn ends."
+    assert recorder.text == "Second turn starts. Second turn ends."
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_llm_pauses_longer_than_the_idle_timer_lose_and_repeat_nothing(
+    seed: int, make_server: Callable[..., ServerThread]
+) -> None:
+    """Two pauses at random tokens, each past the idle flush, the rollover and the service's
+    own idle timer (shortened to 0.8 s): the text heard is the text written, to the space."""
+    server = make_server(engine="text", limits=ServerLimits(idle_timeout=0.8))
+    pieces = tokens(ANSWER)
+    pauses = set(random.Random(seed).sample(range(1, len(pieces)), 2))
+
+    def pausing() -> Iterator[str]:
+        for i, piece in enumerate(pieces):
+            if i in pauses:
+                time.sleep(1.0)
+            yield piece
+
+    settings = replace(QUICK, idle_flush_after=0.1, rollover_after=0.4)
+    outcome = speak(server.url, pausing(), settings)
+    assert outcome.metrics is not None, outcome.error
+    assert outcome.heard == ANSWER, heard_words(ANSWER, outcome.heard)
+    assert outcome.metrics.reconnects == 0, "the service's idle timer never fired"

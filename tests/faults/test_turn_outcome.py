@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import pytest
 
 from tests.fault_tools.listening import heard_words
-from tests.fault_tools.proxy import OPCODE_TEXT, FaultProxy, Replace, ServerFrame, Verdict
+from tests.fault_tools.proxy import (
+    OPCODE_TEXT,
+    FaultProxy,
+    HttpResponder,
+    Replace,
+    ServerFrame,
+    Verdict,
+    accept_then_close,
+)
 from tests.fault_tools.scenarios import (
     ANSWER,
     QUICK,
@@ -27,6 +36,8 @@ from tests.fault_tools.scenarios import (
     speak,
     tokens,
 )
+from voicebridge import VoiceBridge
+from voicebridge.audio import NullSink
 from voicebridge.errors import ConnectionLost, RemoteProtocolError, TaskFailedError
 from voicebridge.server import FaultPlan, FaultPoint, ServerThread, Trigger
 
@@ -131,3 +142,31 @@ def test_garbage_forever_ends_with_a_clear_error(text_server: ServerThread) -> N
     assert outcome.error.unspoken_text == ANSWER
     assert connections == 5
     assert outcome.heard == ""
+
+
+def thinking(seconds: float, text: str) -> Iterator[str]:
+    """An LLM that thinks for ``seconds`` before its first token."""
+    time.sleep(seconds)
+    yield text
+
+
+def test_connections_closed_before_any_task_are_retried_within_the_budget() -> None:
+    """A gateway that accepts every WebSocket and closes it at once, while the LLM still thinks:
+    the bridge opens its connection at the turn's start, and every close must count against
+    the turn's budget, with backoff, instead of reopening at once."""
+    with HttpResponder(accept_then_close) as gateway:
+        settings = replace(QUICK, max_retries=4, backoff_initial=0.5, backoff_max=1.0)
+        outcome = speak(gateway.url, thinking(0.5, "Hello there."), settings)
+        connections = len(gateway.requests)
+    assert isinstance(outcome.error, ConnectionLost), outcome
+    assert outcome.error.unspoken_text == "Hello there."
+    assert connections <= 5, f"{connections} connections for a budget of 4 retries"
+
+
+def test_a_preconnected_link_that_closes_is_not_reopened_in_a_loop() -> None:
+    with HttpResponder(accept_then_close) as gateway:
+        with VoiceBridge(url=gateway.url, sinks=[NullSink()], settings=QUICK) as bridge:
+            bridge.preconnect()
+            time.sleep(1.0)
+        connections = len(gateway.requests)
+    assert connections <= 2, f"{connections} connections opened for one preconnect()"
