@@ -22,6 +22,7 @@ from tests.fault_tools.listening import FakeSpeaker, Recorder, heard_words, text
 from tests.fault_tools.proxy import FaultProxy
 from tests.fault_tools.scenarios import ANSWER, QUICK, SAMPLE_RATE, speak, tokens
 from voicebridge import VoiceBridge
+from voicebridge.audio import NullSink
 from voicebridge.errors import HandshakeError, SourceError
 from voicebridge.server import ServerThread
 from voicebridge.server.service import ServerLimits
@@ -228,3 +229,33 @@ def test_llm_pauses_longer_than_the_idle_timer_lose_and_repeat_nothing(
     assert outcome.metrics is not None, outcome.error
     assert outcome.heard == ANSWER, heard_words(ANSWER, outcome.heard)
     assert outcome.metrics.reconnects == 0, "the service's idle timer never fired"
+
+
+def test_a_failed_turn_closes_its_async_source_at_once(text_server: ServerThread) -> None:
+    """aspeak() on a service that refuses everything: the error comes within the retry budget
+    while the async source waits for its next token; the source is closed, not left pending."""
+    closed = threading.Event()
+
+    async def slow_model() -> AsyncIterator[str]:
+        try:
+            yield "The first words. "
+            await asyncio.sleep(30)  # the model takes its time
+            yield "Never read."
+        finally:
+            closed.set()
+
+    async def main() -> HandshakeError:
+        async with VoiceBridge(
+            url=proxy.url, sinks=[NullSink()], settings=replace(QUICK, max_retries=2),
+            sample_rate=SAMPLE_RATE,
+        ) as bridge:  # fmt: skip
+            with pytest.raises(HandshakeError) as caught:
+                await asyncio.wait_for(bridge.aspeak(slow_model()), 10)
+            await asyncio.sleep(0.1)  # the cancelled reader's finally runs on this loop
+            assert closed.is_set(), "the source still waits for its next token"
+        return caught.value
+
+    with FaultProxy.to_url(text_server.url) as proxy:
+        proxy.refuse_for(60)
+        error = asyncio.run(main())
+    assert error.unspoken_text == "The first words. "
