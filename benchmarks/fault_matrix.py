@@ -20,6 +20,8 @@ the others shorten the timers (``tests/fault_tools/scenarios.QUICK``).
 
 The secrets table: each attack with the bridge and the SDK-shaped client; where the key showed
 (another host, the error's text, its traceback rendered with every frame's locals, the logs).
+The last rows pass a bad argument next to the key: the constructor's own frame is then in the
+traceback.
 
 Asserts nothing; binds only 127.0.0.1; every thread joined, every child process killed.
 ``--quick``: one run of each, a 2 s restart, a 2 s deploy, a 1-minute answer.
@@ -31,6 +33,7 @@ import argparse
 import contextlib
 import logging
 import random
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -41,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.fault_t
 
 from bridge_common import print_table
 
-from tests.fault_tools.listening import FakeSpeaker
+from tests.fault_tools.listening import FakeSpeaker, Recorder
 from tests.fault_tools.proxy import (
     FaultProxy,
     Freeze,
@@ -50,6 +53,7 @@ from tests.fault_tools.proxy import (
     Replace,
     ServerFrame,
     Verdict,
+    accept_then_close,
     redirect_to,
     refuse_echoing,
 )
@@ -61,6 +65,7 @@ from tests.fault_tools.scenarios import (
     after_task_started,
     corrupt_text_frame,
     damage_frame_header,
+    key_clients,
     long_answer,
     reset_at_random_bytes,
     secret_leaks,
@@ -70,8 +75,7 @@ from tests.fault_tools.scenarios import (
 )
 from tests.fault_tools.serve_process import ServeProcess, free_port
 from voicebridge import VoiceBridge
-from voicebridge.audio import NullSink
-from voicebridge.client import AudioFormat, SpeechSynthesizer
+from voicebridge.client import SpeechSynthesizer
 from voicebridge.errors import VoiceBridgeError
 from voicebridge.server import FaultPlan, FaultPoint, ServerThread, Trigger
 from voicebridge.server.service import ServerLimits
@@ -90,6 +94,7 @@ class Row:
     runs: int = 0
     spoken: int = 0  # turns that ended with every word spoken
     reported: int = 0  # turns that ended in an error carrying the unspoken text
+    changed: int = 0  # turns that succeeded, but what was heard differs from the text
     lost: int = 0
     repeated: int = 0
     outage: float = 0.0
@@ -113,6 +118,8 @@ class Row:
                 self.heard_seconds = max(self.heard_seconds, outcome.metrics.audio_seconds)
         elif outcome.error is not None and expected.endswith(outcome.error.unspoken_text):
             self.reported += 1
+        elif outcome.error is None:
+            self.changed += 1
 
     def cells(self) -> list[object]:
         if self.expect_error:
@@ -121,6 +128,8 @@ class Row:
             outcome = f"{self.spoken}/{self.runs} every word spoken"
             if self.reported:
                 outcome += f", {self.reported} error + unspoken text"
+        if self.changed:
+            outcome += f", {self.changed} heard other than written"
         return [
             self.fault,
             self.runs,
@@ -303,28 +312,17 @@ def hopeless(runs: int) -> list[Row]:
     def garbage(frame: ServerFrame) -> Verdict:
         return Replace(b"<html>502 Bad Gateway</html>") if frame.text else None
 
+    closing = Row("gateway accepts every WebSocket and closes it at once", expect_error=True)
     for _ in range(runs):
         for row, rule in zip(rows, (after_task_started, after_first_audio, garbage), strict=True):
             through_proxy(row, rule, ANSWER)
-    return rows
+        with HttpResponder(accept_then_close) as gateway:
+            outcome = speak(gateway.url, tokens(ANSWER))
+            closing.add(outcome, ANSWER, connections=len(gateway.requests))
+    return [*rows, closing]
 
 
 # ---------------------------------------------------------------------- secrets
-
-
-def bridge_client(url: str) -> None:
-    settings = replace(QUICK, max_retries=1)
-    with VoiceBridge(
-        url=url, api_key=KEY, sinks=[NullSink()], settings=settings, connect_timeout=1.0
-    ) as bridge:
-        bridge.speak("Hello there.")
-
-
-def sdk_client(url: str) -> None:
-    SpeechSynthesizer(
-        "cosyvoice-v2", "longxiaochun_v2", AudioFormat.PCM_22050HZ_MONO_16BIT, url=url,
-        api_key=KEY, connect_timeout=1.0, start_timeout=2.0,
-    ).call("Hello there.")  # fmt: skip
 
 
 class _Records(logging.Handler):
@@ -356,8 +354,7 @@ def attack(client: Callable[[str], None], url: str) -> list[str]:
 
 def secrets() -> list[list[object]]:
     rows: list[list[object]] = []
-    clients = (("VoiceBridge", bridge_client), ("SpeechSynthesizer", sdk_client))
-    for name, client in clients:
+    for name, client in key_clients(KEY).items():
         with HttpResponder(refuse_echoing(401)) as elsewhere:
             location = f"ws://localhost:{elsewhere.port}/api-ws/v1/inference"
             with HttpResponder(redirect_to(location)) as gateway:
@@ -376,6 +373,16 @@ def secrets() -> list[list[object]]:
             rows.append(["task-failed quoting the key", name, attack(client, server.url)])
         closed = f"ws://127.0.0.1:{free_port()}/api-ws/v1/inference"
         rows.append(["connection refused", name, attack(client, closed)])
+        with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+            port = silent.getsockname()[1]
+            url = f"ws://127.0.0.1:{port}/api-ws/v1/inference"
+            rows.append(["handshake never answered (timeout)", name, attack(client, url)])
+    for name, build in (
+        ("VoiceBridge", lambda: VoiceBridge(api_key=KEY, volume=500, sinks=[Recorder()])),
+        ("SpeechSynthesizer", lambda: SpeechSynthesizer("", "", api_key=KEY)),
+    ):
+        places = attack(lambda _url, build=build: build(), "")  # type: ignore[misc]
+        rows.append(["a bad argument next to the key", name, places])
     return [[a, c, ", ".join(p) if p else "nowhere"] for a, c, p in rows]
 
 

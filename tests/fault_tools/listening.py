@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from voicebridge.audio import PcmFormat
+from voicebridge.audio import CallbackSink, PcmFormat
 from voicebridge.server.text_engine import TextEngine, decode_text_audio, encode_character
 
 __all__ = ["FakeSpeaker", "Heard", "Recorder", "heard_words", "text_audio"]
@@ -29,39 +29,26 @@ def text_audio(text: str, sample_rate: int) -> bytes:
     )
 
 
-class Recorder:
+class Recorder(CallbackSink):
     """A sink that keeps every byte it is given (a file, a network stream)."""
 
     def __init__(self) -> None:
         self.audio = bytearray()
-
-    def start(self, fmt: PcmFormat) -> None:
-        pass
-
-    def write(self, chunk: bytes) -> None:
-        self.audio += chunk
-
-    def drain(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+        super().__init__(self.audio.extend)
 
     @property
     def text(self) -> str:
         return decode_text_audio(bytes(self.audio)).text
 
 
-class FakeSpeaker:
+class FakeSpeaker(CallbackSink):
     """A fake speaker (no device here plays 10 minutes in a few seconds): ``write`` blocks while
     it "plays" the chunk at ``speed`` times real time, in slices of ``slice_seconds`` of audio,
     and keeps only what was played; ``abort`` stops at once and drops the rest, as a device
     does. ``played`` holds the audio a listener heard."""
 
     def __init__(self, speed: float, slice_seconds: float = 0.1) -> None:
+        super().__init__(self._play)
         self.speed = speed
         self.slice_seconds = slice_seconds
         self.played = bytearray()
@@ -71,7 +58,7 @@ class FakeSpeaker:
     def start(self, fmt: PcmFormat) -> None:
         self._fmt = fmt
 
-    def write(self, chunk: bytes) -> None:
+    def _play(self, chunk: bytes) -> None:
         self._aborted.clear()
         step = max(2, int(self._fmt.bytes_per_second * self.slice_seconds) // 2 * 2)
         started = time.monotonic()
@@ -82,14 +69,8 @@ class FakeSpeaker:
                 return
             self.played += piece
 
-    def drain(self) -> None:
-        pass
-
     def abort(self) -> None:
         self._aborted.set()
-
-    def close(self) -> None:
-        pass
 
     @property
     def text(self) -> str:

@@ -11,10 +11,12 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from voicebridge import VoiceBridge
 from voicebridge.audio import Sink
+from voicebridge.client import AudioFormat, SpeechSynthesizer
+from voicebridge.config import ApiKey
 from voicebridge.errors import VoiceBridgeError
 from voicebridge.session import SessionSettings
 from voicebridge.turn import TurnMetrics
@@ -31,6 +33,7 @@ __all__ = [
     "after_task_started",
     "corrupt_text_frame",
     "damage_frame_header",
+    "key_clients",
     "long_answer",
     "reset_at_random_bytes",
     "secret_leaks",
@@ -228,6 +231,28 @@ def damage_frame_header(number: int) -> Callable[[ServerFrame], Verdict]:
 
 
 # ---------------------------------------------------------------------- secrets
+
+
+def key_clients(key: str) -> dict[str, Callable[[str], None]]:
+    """Each client that sends a key, speaking one sentence at a URL with ``key`` (one retry,
+    1 s to connect): VoiceBridge and the SDK-shaped SpeechSynthesizer. The clients hold the key
+    as an :class:`ApiKey`, so their own frames show no key in a traceback."""
+    secret = ApiKey(key)
+
+    def bridge(url: str) -> None:
+        settings = replace(QUICK, max_retries=1)
+        with VoiceBridge(
+            url=url, api_key=secret, sinks=[Recorder()], settings=settings, connect_timeout=1.0
+        ) as voice:
+            voice.speak("Hello there.")
+
+    def sdk(url: str) -> None:
+        SpeechSynthesizer(
+            "cosyvoice-v2", "longxiaochun_v2", AudioFormat.PCM_22050HZ_MONO_16BIT, url=url,
+            api_key=secret, connect_timeout=1.0, start_timeout=2.0,
+        ).call("Hello there.")  # fmt: skip
+
+    return {"VoiceBridge": bridge, "SpeechSynthesizer": sdk}
 
 
 def secret_leaks(

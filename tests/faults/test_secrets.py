@@ -12,17 +12,16 @@ import contextlib
 import logging
 import socket
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 
 import pytest
 import websocket
 
 from tests.fault_tools.proxy import HttpResponder, redirect_to, refuse_echoing
-from tests.fault_tools.scenarios import QUICK, secret_leaks
+from tests.fault_tools.scenarios import key_clients, secret_leaks
 from tests.fault_tools.serve_process import free_port
 from voicebridge import VoiceBridge
 from voicebridge.audio import NullSink
-from voicebridge.client import AudioFormat, SpeechSynthesizer
+from voicebridge.client import SpeechSynthesizer
 from voicebridge.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -37,25 +36,9 @@ from voicebridge.server import FaultPlan, FaultPoint, ServerThread, Trigger
 KEY = "sk-3f9a1c77e0b24d5e8c1d2f4a6b8c0e13"  # made up; a real key has this shape
 
 
-def through_the_bridge(url: str) -> None:
-    settings = replace(QUICK, max_retries=1)
-    with VoiceBridge(
-        url=url, api_key=KEY, sinks=[NullSink()], settings=settings, connect_timeout=1.0
-    ) as bridge:
-        bridge.speak("Hello there.")
-
-
-def through_the_sdk_client(url: str) -> None:
-    synthesizer = SpeechSynthesizer(
-        "cosyvoice-v2", "longxiaochun_v2", AudioFormat.PCM_22050HZ_MONO_16BIT, url=url,
-        api_key=KEY, connect_timeout=1.0, start_timeout=2.0,
-    )  # fmt: skip
-    synthesizer.call("Hello there.")
-
-
-@pytest.fixture(params=[through_the_bridge, through_the_sdk_client])
+@pytest.fixture(params=["VoiceBridge", "SpeechSynthesizer"])
 def client(request: pytest.FixtureRequest) -> Callable[[str], None]:
-    return request.param  # type: ignore[no-any-return]
+    return key_clients(KEY)[request.param]
 
 
 def failure_of(
