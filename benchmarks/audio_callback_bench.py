@@ -164,7 +164,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="length of the device stall")
     parser.add_argument("--turns", type=int, default=40, help="turns for the queue hop")
     parser.add_argument("--stand-in", action="store_true", help="do not use PyAudio")
+    parser.add_argument("--quick", action="store_true", help="smoke mode: 0.2 s stall, 3 turns")
     args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.turns = 0.2, 3
 
     with device(args.stand_in) as (label, make_device):
         print(f"device: {label}")

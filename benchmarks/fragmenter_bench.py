@@ -2,15 +2,21 @@
 
 Feeds the same token streams (1-4 characters per token, fixed seed) to both and prints Markdown
 tables: where the first fragment is released, how many fragments and how large, the time per token,
-and total time on growing copies of a decimals-heavy stress text. Timings are measured in this run
-only (garbage collector paused while timing); nothing is asserted.
+and total time on growing copies of a decimals-heavy stress text, of run-on English and of Thai
+(linearity: the ratios must stay near the size ratios). Timings are measured in this run only
+(garbage collector paused while timing); nothing is asserted.
 
     .venv/bin/pip install stream2sentence==1.1.0   # benchmark-only dependency
-    .venv/bin/python benchmarks/fragmenter_bench.py
+    .venv/bin/python benchmarks/fragmenter_bench.py [--quick]
+
+``--quick`` is a smoke run: one repetition per measurement, linearity up to 21,000 characters,
+and stream2sentence (quadratic: about a minute on 2,100 decimals characters) left out of the
+decimals rows.
 """
 
 from __future__ import annotations
 
+import argparse
 import gc
 import random
 import statistics
@@ -22,6 +28,7 @@ from bridge_common import tokens
 from stream2sentence import SentenceSplitter
 
 from voicebridge.text.fragmenter import Fragmenter
+from voicebridge.text.segmenter import default_segmenter
 
 ENGLISH = (
     "Sure, here is a quick overview of how the process works, step by step, so you can follow "
@@ -51,6 +58,18 @@ MARKDOWN = (
     "[the docs](https://help.aliyun.com/zh/model-studio/cosyvoice).\n3. Run the demo:\n\n"
     '```bash\nvoicebridge speak "Hello"\n```\n\n| Option | Meaning |\n|---|---|\n'
     "| `--voice` | the voice name |\n\n> **Note:** the *first* run downloads nothing 🎉.\n"
+)
+
+RUN_ON = (
+    "so what I was thinking is that we could go to the beach tomorrow and then maybe have lunch "
+    "at that little place near the pier that you liked so much last summer and after that we "
+    "could walk along the cliffs until the sun goes down and then drive back home before it gets "
+    "too dark to see the road and we would still be in bed at a reasonable hour for once"
+)
+THAI = (
+    "สวัสดีครับ วันนี้อากาศดีมากเราจะไปเที่ยวทะเลกันไหมครับผมคิดว่าน่าจะสนุกมากเพราะว่าทะเลที่นั่น"
+    "สวยงามและน้ำใสมาก เราสามารถว่ายน้ำและดำน้ำดูปะการังได้ด้วย หลังจากนั้นเราจะไปกินอาหารทะเลที่"
+    "ร้านอร่อยที่สุดในเมืองแล้วค่อยเดินเล่นริมหาดจนพระอาทิตย์ตกดิน"
 )
 
 
@@ -116,6 +135,11 @@ SPLITTERS: dict[str, Splitter] = {
 }
 
 
+def repeated(text: str, size: int) -> str:
+    """``text`` repeated (joined by a space) and cut to ``size`` characters."""
+    return ((text + " ") * (size // len(text) + 1))[:size]
+
+
 def measure(make: Splitter, tokens: list[str], repeats: int = 5) -> Run:
     """The fastest of ``repeats`` runs (other processes share the machine)."""
     return min((measure_once(make, tokens) for _ in range(repeats)), key=lambda r: r.total_ns)
@@ -169,6 +193,10 @@ def lag_after_boundary(text: str, tokens: list[str], run: Run) -> str:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 repetition, small sizes")
+    args = parser.parse_args()
+    repeats = 1 if args.quick else 5
     corpora = {
         "English": ENGLISH,
         "Chinese": CHINESE,
@@ -176,9 +204,13 @@ def main() -> None:
         "mixed zh/en": MIXED,
         "Markdown": MARKDOWN,
         "decimals (2,100)": decimals(2100),
+        "run-on English": RUN_ON,
+        "Thai": THAI,
     }
+    print(f"segmenter for Thai, Lao, Khmer, Myanmar: {type(default_segmenter()).__name__}\n")
     for make in SPLITTERS.values():  # warm up imports and caches
-        measure(make, tokens_of(ENGLISH))
+        measure(make, tokens_of(ENGLISH), repeats)
+        measure(make, tokens_of(THAI), repeats)
     print(
         "| corpus | chars | tokens | splitter | first fragment at char | tokens after its "
         "boundary | fragments | size (chars) min/median/max | markup left | µs/token median "
@@ -191,7 +223,9 @@ def main() -> None:
     for corpus, text in corpora.items():
         tokens = tokens_of(text)
         for name, make in SPLITTERS.items():
-            run = measure(make, tokens)
+            if args.quick and corpus.startswith("decimals") and make is not voicebridge_splitter:
+                continue
+            run = measure(make, tokens, repeats)
             median_us = statistics.median(run.per_token_ns) / 1000
             medians[corpus, name] = median_us
             means[corpus, name] = statistics.mean(run.per_token_ns) / 1000
@@ -211,29 +245,46 @@ def main() -> None:
     print("| splitter | total ms, 525 chars | 1,050 | 2,100 | ratio 2,100 / 525 (linear = 4) |")
     print("|---|---:|---:|---:|---:|")
     for name, make in SPLITTERS.items():
-        repeats = 21 if make is voicebridge_splitter else 3  # sub-millisecond runs are noisy
+        if args.quick and make is not voicebridge_splitter:
+            continue
+        # Sub-millisecond runs are noisy: many repetitions for the fast splitter.
+        times = 1 if args.quick else 21 if make is voicebridge_splitter else 3
         totals = [
-            measure(make, tokens_of(decimals(size)), repeats).total_ns / 1e6
+            measure(make, tokens_of(decimals(size)), times).total_ns / 1e6
             for size in (525, 1050, 2100)
         ]
         print(
             f"| {name} | {totals[0]:.1f} | {totals[1]:.1f} | {totals[2]:.1f} | "
             f"{totals[2] / totals[0]:.1f} |"
         )
-    scales = (2100, 21_000, 210_000)
-    totals = [measure(voicebridge_splitter, tokens_of(decimals(s))).total_ns / 1e6 for s in scales]
-    print(
-        f"\nvoicebridge on 2,100 / 21,000 / 210,000 decimals characters: "
-        f"{totals[0]:.1f} / {totals[1]:.1f} / {totals[2]:.1f} ms "
-        f"(ratios {totals[1] / totals[0]:.1f}, {totals[2] / totals[0]:.1f}; linear = 10, 100)"
-    )
+    scales = (2100, 21_000) if args.quick else (2100, 21_000, 210_000)
+    print()
+    print("| voicebridge, characters | " + " | ".join(f"{s:,} ms" for s in scales) + " | ratios |")
+    print("|---|" + "---:|" * (len(scales) + 1))
+    for label, text_of in (
+        ("decimals", decimals),
+        ("run-on English", lambda size: repeated(RUN_ON, size)),
+        ("Thai", lambda size: repeated(THAI, size)),
+    ):
+        totals = [
+            measure(voicebridge_splitter, tokens_of(text_of(s)), repeats).total_ns / 1e6
+            for s in scales
+        ]
+        ratios = ", ".join(f"{t / totals[0]:.1f}" for t in totals[1:])
+        linear = ", ".join(f"{s // scales[0]}" for s in scales[1:])
+        print(
+            f"| {label} | " + " | ".join(f"{t:.1f}" for t in totals) + f" | {ratios} "
+            f"(linear = {linear}) |"
+        )
     ours, theirs = SPLITTERS
     print()
     for corpus in ("English", "Chinese"):
         a, b = firsts[corpus, ours], firsts[corpus, theirs]
         print(f"first fragment, {corpus}: {a} vs {b} characters")
     for label, table in (("median", medians), ("mean", means)):
-        speedups = ", ".join(f"{c} {table[c, theirs] / table[c, ours]:.1f}x" for c in corpora)
+        speedups = ", ".join(
+            f"{c} {table[c, theirs] / table[c, ours]:.1f}x" for c in corpora if (c, theirs) in table
+        )
         print(f"{label} per-token speed-up: {speedups}")
 
 

@@ -171,3 +171,33 @@ def test_malformed_server_message_raises_a_protocol_error_and_leaves_no_thread(r
         synth.close()
     assert recorder.errors
     assert set(threading.enumerate()) <= before
+
+
+def test_first_package_delay_after_one_streaming_call_matches_the_official_sdk(
+    espeak: ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a single streaming_call, both clients report the time from that text to the first
+    audio (it was -1 here: start() forgot the first-text time streaming_call had just set)."""
+    dashscope = pytest.importorskip("dashscope", reason="the dashscope SDK is a test dependency")
+    from dashscope.audio.tts_v2 import AudioFormat as SdkFormat
+    from dashscope.audio.tts_v2 import ResultCallback as SdkCallback
+    from dashscope.audio.tts_v2 import SpeechSynthesizer as SdkSynthesizer
+
+    monkeypatch.setattr(dashscope, "api_key", "sk-test")
+    text = "Hello there, how are you today?"
+    ours = synthesizer(espeak.url, ResultCallback())
+    ours.streaming_call(text)
+    ours.streaming_complete()
+    ours.close()
+    sdk = SdkSynthesizer(
+        model="cosyvoice-v2",
+        voice="longxiaochun_v2",
+        format=SdkFormat.PCM_16000HZ_MONO_16BIT,
+        callback=SdkCallback(),
+        url=espeak.url,
+    )
+    sdk.streaming_call(text)
+    sdk.streaming_complete()
+    mine, theirs = ours.get_first_package_delay(), sdk.get_first_package_delay()
+    assert mine > 0 and theirs > 0
+    assert 0.2 < mine / theirs < 5, (mine, theirs)  # the same measure, the same order

@@ -22,15 +22,16 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .audio import AudioPipeline, PcmFormat, Sink
 from .config import ApiKey, resolve_api_key, resolve_url
-from .errors import ConfigurationError, SourceError, SynthesisTimeout
-from .llm import EndOfTurn, aclose_source, aiter_events, close_source, iter_events
+from .errors import ConfigurationError, SynthesisTimeout
+from .events import EventForwarder, SpeechEvent, WordCallback
 from .options import synthesis_parameters
+from .reading import SourceReader
 from .session import SessionCore, SessionDriver, SessionSettings
 from .text.fragmenter import Fragmenter
 from .turn import AudioChunk, Turn, TurnMetrics, TurnProgress, Word
@@ -42,8 +43,6 @@ __all__ = ["SpeechEvent", "TurnMetrics", "VoiceBridge"]
 
 log = logging.getLogger("voicebridge.bridge")
 
-SpeechEvent = AudioChunk | Word | TurnMetrics
-"""What :meth:`VoiceBridge.astream_events` yields: audio and words in order, then the metrics."""
 
 _DRAIN_MARGIN = 10.0  # seconds allowed beyond the buffered audio for sinks to drain
 _WATCHDOG = 5.0  # seconds between checks that the session thread is alive while a turn runs
@@ -134,7 +133,6 @@ class VoiceBridge:
         assert url is not None
         self.url = url
         self.parameters = parameters
-        self._on_word = on_word
         self._core = SessionCore(
             parameters,
             settings,
@@ -150,14 +148,13 @@ class VoiceBridge:
             deliver=self._deliver,
             words=self._words,
         )
-        self._listener = _WordCallback(self) if on_word is not None else None
+        self._listener = WordCallback(on_word) if on_word is not None else None
         if self._listener is not None:
             self._pipeline.add_listener(self._listener)
         self._lock = threading.Lock()  # one turn at a time
         self._turn: Turn | None = None
-        self._source: object = None
-        self._readers: list[threading.Thread] = []
-        self._async_reader: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
+        self._reader: SourceReader | None = None  # the running turn's
+        self._readers: list[SourceReader] = []  # every turn's, until its thread ended
         self._closed = False
 
     def __repr__(self) -> str:
@@ -207,13 +204,9 @@ class VoiceBridge:
         arrived when the source fails, and the turn's error, with ``unspoken_text``, when the
         service could not speak all of it (the text read and not spoken; the source is then
         closed and read no further)."""
-        turn = self._begin(source)
-        failure: list[SourceError] = []
+        turn, reader = self._begin(source)
         try:
-            if isinstance(source, str | list | tuple):
-                self._read(turn, source, failure)
-            else:
-                self._start_reader(turn, source, failure)
+            reader.start()
             self._wait_session(turn)
             self._pipeline.end_turn(turn.number)
             self._pipeline.wait_turn_done(turn.number, self._drain_timeout())
@@ -221,22 +214,15 @@ class VoiceBridge:
             self.interrupt()
             raise
         finally:
-            self._end(turn)
-        return self._result(turn, failure)
+            self._end(turn, reader)
+        return self._result(turn, reader)
 
     async def aspeak(self, source: object) -> TurnMetrics:
         """The asyncio face of :meth:`speak`: never blocks the event loop; cancelling it is a
         barge-in. Async sources are read on the loop; sync iterators on a reader thread."""
-        turn = self._begin(source)
-        failure: list[SourceError] = []
+        turn, reader = self._begin(source)
         try:
-            if isinstance(source, str | list | tuple):
-                self._read(turn, source, failure)
-            elif _is_async(source):
-                reader = asyncio.ensure_future(self._aread(turn, source, failure))
-                self._async_reader = (asyncio.get_running_loop(), reader)
-            else:
-                self._start_reader(turn, source, failure)
+            reader.start_async()
             await turn.wait()
             self._pipeline.end_turn(turn.number)
             await self._pipeline.await_turn_done(turn.number, self._drain_timeout())
@@ -244,8 +230,8 @@ class VoiceBridge:
             await self.ainterrupt()
             raise
         finally:
-            self._end(turn)
-        return self._result(turn, failure)
+            self._end(turn, reader)
+        return self._result(turn, reader)
 
     async def astream(self, source: object) -> AsyncIterator[bytes]:
         """Speak ``source`` and yield its audio chunks (16-bit mono PCM) as they reach the sinks."""
@@ -260,7 +246,7 @@ class VoiceBridge:
         loop = asyncio.get_running_loop()
         # Unbounded: it holds one turn's audio that the consumer has not read yet.
         events: asyncio.Queue[SpeechEvent | None] = asyncio.Queue()
-        listener = _EventForwarder(loop, events)
+        listener = EventForwarder(loop, events)
         self._pipeline.add_listener(listener)
         task = asyncio.ensure_future(self.aspeak(source))
         task.add_done_callback(lambda _: loop.call_soon(events.put_nowait, None))
@@ -288,15 +274,15 @@ class VoiceBridge:
         self._pipeline.interrupt()
         turn.heard_seconds = self._pipeline.turn_stats(turn.number).played_seconds
         self._driver.call(self._core.cancel)
-        self._stop_reading()
+        if self._reader is not None:
+            self._reader.stop()
 
     async def ainterrupt(self) -> None:
         """:meth:`interrupt` for asyncio sources (closes an async stream properly)."""
-        source = self._source
+        reader = self._reader
         self.interrupt()
-        if source is not None:
-            with contextlib.suppress(Exception):
-                await aclose_source(source)
+        if reader is not None:
+            await reader.astop()
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop every thread this bridge started and the embedded server; bounded by ``timeout``
@@ -308,9 +294,7 @@ class VoiceBridge:
         self._driver.close(timeout)
         self._pipeline.close(timeout)
         for reader in self._readers:
-            reader.join(_READER_JOIN)
-            if reader.is_alive():
-                log.warning("a source is still blocked in a read; its reader thread is left")
+            reader.join()
         if self._server is not None:
             self._server.stop()
 
@@ -335,64 +319,29 @@ class VoiceBridge:
     def _words(self, turn: Turn, words: tuple[Word, ...]) -> None:
         self._pipeline.receive_words(turn.number, words)
 
-    def _begin(self, source: object) -> Turn:
+    def _begin(self, source: object) -> tuple[Turn, SourceReader]:
         if self._closed:
             raise ConfigurationError("this VoiceBridge is closed")
         if not self._lock.acquire(blocking=False):
             raise ConfigurationError("a turn is already being spoken; interrupt() it first")
         try:
             turn = Turn(self._pipeline.begin_turn(), time.monotonic())
-            self._readers = [r for r in self._readers if r.is_alive()]
-            self._source = source
-            self._turn = turn
-            self._driver.call(self._core.begin_turn, turn)
+            call = self._driver.call
+            reader = SourceReader(
+                source,
+                turn,
+                text=lambda text: call(self._core.feed, turn, text),
+                flush=lambda: call(self._core.flush, turn),
+                end=lambda: call(self._core.end_turn, turn),
+            )
+            self._readers = [r for r in self._readers if not r.join_now()]
+            self._readers.append(reader)
+            self._reader, self._turn = reader, turn
+            call(self._core.begin_turn, turn)
         except BaseException:
             self._lock.release()
             raise
-        return turn
-
-    def _start_reader(self, turn: Turn, source: object, failure: list[SourceError]) -> None:
-        events = iter_events(source)  # TypeError now, on the caller's thread, if unreadable
-        reader = threading.Thread(
-            target=self._read, args=(turn, events, failure), name="voicebridge-reader", daemon=True
-        )
-        self._readers.append(reader)
-        reader.start()
-
-    def _read(self, turn: Turn, source: object, failure: list[SourceError]) -> None:
-        """Read a sync source to its end (or the turn's cancellation), feeding the session."""
-        events = source if isinstance(source, Iterator) else iter_events(source)
-        try:
-            for event in events:
-                if turn.done.is_set():  # cancelled or failed: read no further, close it
-                    break
-                self._accept(turn, event)
-        except Exception as exc:  # the source failed: speak what arrived, then report it
-            failure.append(_source_error(exc))
-        finally:
-            with contextlib.suppress(Exception):
-                close_source(events)
-            self._driver.call(self._core.end_turn, turn)
-
-    async def _aread(self, turn: Turn, source: object, failure: list[SourceError]) -> None:
-        events = aiter_events(source)
-        try:
-            async for event in events:
-                if turn.done.is_set():
-                    break
-                self._accept(turn, event)
-        except Exception as exc:
-            failure.append(_source_error(exc))
-        finally:
-            with contextlib.suppress(Exception):
-                await events.aclose()
-            self._driver.call(self._core.end_turn, turn)
-
-    def _accept(self, turn: Turn, event: object) -> None:
-        if isinstance(event, EndOfTurn):
-            self._driver.call(self._core.flush, turn)
-        else:
-            self._driver.call(self._core.feed, turn, event.text)  # type: ignore[attr-defined]
+        return turn, reader
 
     def _wait_session(self, turn: Turn) -> None:
         """Until the session ended the turn; bounded by the session's own progress rules, and
@@ -404,31 +353,17 @@ class VoiceBridge:
     def _drain_timeout(self) -> float:
         return self._pipeline.buffered_seconds + _DRAIN_MARGIN
 
-    def _stop_reading(self) -> None:
-        """Stop reading the turn's source: cancel the async reader, close the source now if it
-        can be closed (a reader thread stops at its next item in any case)."""
-        if self._async_reader is not None:
-            loop, reader = self._async_reader
-            with contextlib.suppress(RuntimeError):  # its loop is closed: it is over anyway
-                loop.call_soon_threadsafe(reader.cancel)
-        source = self._source
-        if source is not None:
-            with contextlib.suppress(Exception):  # a source busy on its reader thread refuses
-                close_source(source)
-
-    def _end(self, turn: Turn) -> None:
+    def _end(self, turn: Turn, reader: SourceReader) -> None:
         if turn.error is not None:  # the turn failed: its source is read no further
-            self._stop_reading()
-        self._source = None
-        self._turn = None
-        self._async_reader = None
+            reader.stop()
+        self._reader = self._turn = None
         self._lock.release()
 
-    def _result(self, turn: Turn, failure: list[SourceError]) -> TurnMetrics:
+    def _result(self, turn: Turn, reader: SourceReader) -> TurnMetrics:
         if turn.error is not None and not turn.cancelled:
             raise turn.error
-        if failure and not turn.cancelled:
-            raise failure[0]
+        if reader.failure is not None and not turn.cancelled:
+            raise reader.failure
         return self._metrics(turn)
 
     def _metrics(self, turn: Turn) -> TurnMetrics:
@@ -459,56 +394,3 @@ class VoiceBridge:
 
 def _since(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else end - start
-
-
-def _is_async(source: object) -> bool:
-    return any(hasattr(source, name) for name in ("__aiter__", "__aenter__", "__await__"))
-
-
-def _source_error(exc: Exception) -> SourceError:
-    if isinstance(exc, SourceError):
-        return exc
-    error = SourceError(f"the LLM stream failed: {type(exc).__name__}: {exc}")
-    error.__cause__ = exc
-    return error
-
-
-class _WordCallback:
-    """Runs the user's ``on_word`` on the dispatcher thread; its exceptions are logged."""
-
-    def __init__(self, bridge: VoiceBridge) -> None:
-        self._bridge = bridge
-
-    def on_audio(self, turn: int, chunk: bytes, start: float) -> None:
-        pass
-
-    def on_words(self, turn: int, words: tuple[object, ...]) -> None:
-        callback = self._bridge._on_word
-        for word in words:
-            try:
-                callback(word)  # type: ignore[misc, arg-type]
-            except Exception:
-                log.exception("on_word raised; the word is skipped")
-
-
-class _EventForwarder:
-    """Hands one turn's audio and words to an asyncio queue (dispatcher thread -> loop)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, events: asyncio.Queue[Any]) -> None:
-        self._loop = loop
-        self._events = events
-        self.turn: int | None = None
-
-    def _put(self, turn: int, event: SpeechEvent) -> None:
-        if self.turn is not None and turn != self.turn:
-            return
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is reading
-            self._loop.call_soon_threadsafe(self._events.put_nowait, event)
-
-    def on_audio(self, turn: int, chunk: bytes, start: float) -> None:
-        self._put(turn, AudioChunk(chunk, start))
-
-    def on_words(self, turn: int, words: tuple[object, ...]) -> None:
-        for word in words:
-            if isinstance(word, Word):
-                self._put(turn, word)

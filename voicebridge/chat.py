@@ -51,6 +51,7 @@ __all__ = [
     "LLMEndpoint",
     "TurnReport",
     "add_arguments",
+    "add_llm_arguments",
     "choose_llm",
     "converse",
     "describe_speech",
@@ -255,6 +256,14 @@ def converse(chat: Chat, read_line: Callable[[str], str] = input, *, echo: bool 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``voicebridge chat`` arguments."""
     parser.add_argument("message", nargs="?", help="answer this one message, then exit")
+    add_llm_arguments(parser)
+    add_speech_arguments(parser, model_flag="--tts-model")
+    add_output_arguments(parser)
+
+
+def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
+    """The LLM choice (:func:`choose_llm`), the system prompt and the reply length (``chat`` and
+    ``web``)."""
     llm = parser.add_argument_group("LLM (default: OPENAI_*, then DASHSCOPE_API_KEY, then local)")
     llm.add_argument(
         "--base-url", type=http_url, help="OpenAI-compatible base URL (default OPENAI_BASE_URL)"
@@ -267,8 +276,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "SmolLM2 the short one it answers right under)",
     )
     llm.add_argument("--max-tokens", type=positive_int, default=200, help="reply length limit")
-    add_speech_arguments(parser, model_flag="--tts-model")
-    add_output_arguments(parser)
 
 
 def describe_speech(bridge: VoiceBridge, url: str | None = None) -> str:

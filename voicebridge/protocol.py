@@ -72,9 +72,10 @@ VOLUME_RANGE = (0, 100)
 RATE_RANGE = PITCH_RANGE = (0.5, 2.0)
 SEED_RANGE = (0, 65535)
 BIT_RATE_RANGE = (6, 510)  # kbps, opus only
-MAX_INSTRUCTION_CHARACTERS = 128
-LANGUAGE_HINTS = ("zh", "en", "fr", "de", "ja", "ko", "ru", "es", "it", "pt", "th", "id", "vi")
-"""Languages ``language_hints`` may name (docs/protocol.md); the service reads the first only."""
+MAX_INSTRUCTION_CHARACTERS = 128  # issue 12's figure; the service pages give fixed phrases only
+LANGUAGE_HINTS = ("zh", "en", "ja", "ko", "fr", "de", "es", "it", "ru", "pt", "th")
+"""Languages ``language_hints`` may name: zh, en, fr, de, ja, ko and ru are in the SDK pages; es,
+it, pt and th in newer service pages. The service reads the first element only."""
 
 
 def new_task_id() -> str:
@@ -185,6 +186,8 @@ def _load_object(text: str | bytes, who: str) -> tuple[dict[str, Any], dict[str,
         obj = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RemoteProtocolError(f"{who} sent a text frame that is not JSON: {exc}") from None
+    except RecursionError:
+        raise RemoteProtocolError(f"{who} sent JSON nested too deeply") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("header"), dict):
         raise RemoteProtocolError(f"{who} sent a JSON message without a 'header' object")
     payload = obj.get("payload", {})

@@ -20,9 +20,9 @@ import threading
 from dataclasses import dataclass
 
 from .errors import VoiceBridgeError
-from .text.billing import is_cjk_ideograph
+from .text.billing import count_characters, is_cjk_ideograph
 
-__all__ = ["AudioChunk", "Turn", "TurnMetrics", "TurnProgress", "Word"]
+__all__ = ["AudioChunk", "OpenSentence", "Turn", "TurnMetrics", "TurnProgress", "Word"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,18 @@ class Sentence:
     end: float
     text_start: int
     text_end: int
+
+
+@dataclass(frozen=True)
+class OpenSentence:
+    """The sentence being spoken (sentence-begin came, sentence-end not yet): where it starts on
+    the timeline and in the turn's text, its text, and the pace expected (seconds per billed
+    character) to estimate how much of it was heard."""
+
+    start: float
+    text_start: int
+    text: str
+    seconds_per_character: float
 
 
 @dataclass(frozen=True)
@@ -113,6 +125,7 @@ class Turn:
         self.characters_spoken = 0
         self.words: list[Word] = []
         self.sentences: list[Sentence] = []
+        self.open_sentence: OpenSentence | None = None
         self.heard_seconds: float | None = None  # audio played when interrupted
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._waiters_lock = threading.Lock()
@@ -176,7 +189,10 @@ class Turn:
             cut = _estimate_cut(self.sentences, heard, text)
         while cut < len(text) and text[cut].isspace():
             cut += 1
-        return text[:cut]
+        open_sentence = self.open_sentence
+        if open_sentence is None or cut < len(text) or heard <= open_sentence.start:
+            return text[:cut]
+        return text[: open_sentence.text_start] + _open_part(open_sentence, heard)
 
 
 def _estimate_cut(sentences: list[Sentence], heard: float, text: str) -> int:
@@ -193,6 +209,17 @@ def _estimate_cut(sentences: list[Sentence], heard: float, text: str) -> int:
             cut = max(cut, guess)
         break
     return cut
+
+
+def _open_part(sentence: OpenSentence, heard: float) -> str:
+    """The words of the sentence in progress played by ``heard`` seconds (an estimate from the
+    expected pace: its word timings only come with its sentence-end, which a stop cancels)."""
+    text = sentence.text
+    expected = max(count_characters(text) * sentence.seconds_per_character, 1e-6)
+    cut = int(min(1.0, (heard - sentence.start) / expected) * len(text))
+    while 0 < cut < len(text) and not _word_edge(text, cut):
+        cut -= 1
+    return text[:cut].rstrip()
 
 
 def _word_edge(text: str, index: int) -> bool:

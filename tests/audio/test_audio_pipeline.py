@@ -241,7 +241,7 @@ def test_sink_that_cannot_start_fails_the_constructor_and_closes_the_others(
 
 def test_close_joins_the_dispatcher_and_later_audio_is_ignored() -> None:
     before = {t.name for t in threading.enumerate()}
-    pipe = AudioPipeline([NullSink()], FMT)
+    pipe = AudioPipeline([CallbackSink(lambda chunk: None)], FMT)  # may block: its own thread
     assert "voicebridge-audio-dispatcher" in {t.name for t in threading.enumerate()}
     turn = pipe.begin_turn()
     pipe.close(timeout=2)
@@ -251,3 +251,23 @@ def test_close_joins_the_dispatcher_and_later_audio_is_ignored() -> None:
     assert {t.name for t in threading.enumerate()} <= before
     with pytest.raises(AudioError):
         pipe.begin_turn()
+
+
+def test_sinks_that_never_block_share_one_dispatcher_thread() -> None:
+    before = {t.ident for t in threading.enumerate()}
+    pipes = [AudioPipeline([NullSink()], FMT) for _ in range(20)]
+    try:
+        new = [t for t in threading.enumerate() if t.ident not in before]
+        assert [t.name for t in new] == ["voicebridge-audio-shared"]
+        turns = [pipe.begin_turn() for pipe in pipes]
+        for pipe, turn in zip(pipes, turns, strict=True):
+            for c in chunks(3):
+                pipe.receive(turn, c)
+            pipe.end_turn(turn)
+        for pipe, turn in zip(pipes, turns, strict=True):
+            pipe.wait_turn_done(turn, timeout=5)
+            assert pipe.turn_stats(turn).bytes == 3 * 640
+    finally:
+        for pipe in pipes:
+            pipe.close()
+    assert not [t for t in threading.enumerate() if t.ident not in before], "the last one stops it"

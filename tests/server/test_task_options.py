@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from voicebridge.protocol import (
+    LANGUAGE_HINTS,
     ContinueTask,
     RunTask,
     SynthesisParameters,
@@ -15,7 +16,7 @@ from voicebridge.protocol import (
     encode_client_message,
 )
 from voicebridge.server.service import ServerAction, ServerProtocol, Synthesize
-from voicebridge.server.task_options import LANGUAGE_HINTS
+from voicebridge.server.task_options import ESPEAK_LANGUAGES
 from voicebridge.voices import voice_language
 
 TASK = "0" * 32
@@ -75,10 +76,10 @@ def test_good_options_are_accepted() -> None:
     assert actions == [TaskStarted(TASK)]
 
 
-@pytest.mark.parametrize("hint", sorted(LANGUAGE_HINTS))
+@pytest.mark.parametrize("hint", sorted(ESPEAK_LANGUAGES))
 def test_first_language_hint_picks_the_engine_language(hint: str) -> None:
     server, _ = start("longxiaochun_v2", language_hints=[hint, "en"])
-    expected = "cmn" if hint == "zh" else LANGUAGE_HINTS[hint]
+    expected = "cmn" if hint == "zh" else ESPEAK_LANGUAGES[hint]
     assert sentence(server, "1. ").request.language == expected
 
 
@@ -101,3 +102,7 @@ def test_markdown_filter_removes_marks_before_synthesis() -> None:
     synth = sentence(server, "## A **bold** [link](http://x.y) and `code`, snake_case.\n")
     assert synth.request.text == "A bold link and code, snake_case.\n"
     assert synth.text.startswith("## A **bold**")
+
+
+def test_every_language_the_client_accepts_is_spoken_here() -> None:
+    assert set(ESPEAK_LANGUAGES) == set(LANGUAGE_HINTS)

@@ -33,17 +33,17 @@ from voicebridge.server.service import (
     ServerProtocol,
     Synthesize,
 )
-from voicebridge.session.core import (
+from voicebridge.session.actions import (
     Action,
     CheckStall,
     Close,
     Connect,
     Ping,
     Send,
-    SessionCore,
     TurnEnded,
     WordsPlaced,
 )
+from voicebridge.session.core import SessionCore
 from voicebridge.session.settings import SessionSettings
 from voicebridge.turn import Turn, Word
 

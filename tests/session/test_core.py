@@ -205,6 +205,17 @@ def test_the_retry_window_bounds_the_time_spent_retrying() -> None:
     assert turn.error is not None and loop.connects < 15
 
 
+def test_a_service_never_reached_is_reported_quickly() -> None:
+    """Before the first connection succeeds, a closed port is a wrong URL more likely than a
+    restart: the turn fails after first_connect_window, not after the full retry window."""
+    loop = Loop(SessionSettings(first_connect_window=2.0, retry_window=30.0))
+    loop.refuse = [ConnectionLost("refused")] * 100
+    speak(loop)
+    loop.advance(60.0)
+    [turn] = loop.ended
+    assert isinstance(turn.error, ConnectionLost) and loop.connects <= 5
+
+
 def test_progress_resets_the_budget() -> None:
     """A link that drops every few frames still finishes a long answer: each drop comes after
     some sentences were spoken."""
@@ -219,7 +230,11 @@ def test_progress_resets_the_budget() -> None:
 
 
 def test_backoff_doubles_up_to_its_maximum() -> None:
-    loop = Loop(SessionSettings(backoff_initial=0.5, backoff_max=2.0, max_retries=10))
+    loop = Loop(
+        SessionSettings(
+            backoff_initial=0.5, backoff_max=2.0, max_retries=10, first_connect_window=9
+        )
+    )
     loop.refuse = [ConnectionLost("refused")] * 4
     loop.turn()
     loop.feed("Hello there, how are you today? ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable
 
 import pytest
@@ -12,9 +13,12 @@ from voicebridge.errors import ConfigurationError
 from voicebridge.text import fragmenter as fragmenter_module
 from voicebridge.text.billing import count_characters
 from voicebridge.text.fragmenter import Fragment, Fragmenter
+from voicebridge.text.segmenter import cluster_boundary
 from voicebridge.text.speakable import SpeakableFilter, speakable
 
-BOUNDARIES = {"sentence", "clause", "line", "length", "flush"}
+from .feeding import cut_offsets, feed_with_pauses
+
+BOUNDARIES = {"sentence", "clause", "line", "phrase", "length", "flush"}
 
 
 def run(tokens: Iterable[str], fragmenter: Fragmenter | None = None) -> list[Fragment]:
@@ -183,17 +187,17 @@ def test_markdown_lines_and_list_items() -> None:
 @pytest.mark.parametrize(
     ("text", "first"),
     [
-        ("word " * 40, "word " * 16),  # 80 billed characters, cut after a space
-        ("x" * 200, "x" * 80),  # no space at all: cut at the limit
-        ("中" * 100, "中" * 40),  # 40 ideographs = 80 billed
-        ("ｶﾀｶﾅ" * 50, "ｶﾀｶﾅ" * 20),  # half-width kana count 1
+        ("word " * 40, "word " * 12),  # 60 billed characters, cut after a space
+        ("x" * 200, "x" * 60),  # no space at all: cut at the limit
+        ("中" * 100, "中" * 30),  # 30 ideographs = 60 billed
+        ("ｶﾀｶﾅ" * 50, "ｶﾀｶﾅ" * 15),  # half-width kana count 1
     ],
 )
 def test_first_fragment_forced_by_length(text: str, first: str) -> None:
     fragments = run(list(text))
     assert fragments[0].text == first
     assert fragments[0].boundary == "length"
-    assert fragments[0].characters <= 80
+    assert fragments[0].characters <= 60
 
 
 def test_later_fragments_take_every_complete_sentence() -> None:
@@ -275,6 +279,115 @@ def test_flush_keeps_trailing_space_for_the_next_fragment() -> None:
     assert texts(fragmenter.feed("world, this is me. ")) == [" world, this is me. "]
 
 
+# -- flush(whole_words=True) -------------------------------------------------------------------
+
+
+def test_whole_words_flush_keeps_the_partial_word() -> None:
+    """The pause in "wait|s": the flushed text ends after "answer", not inside "waits"."""
+    fragmenter = Fragmenter()
+    assert fragmenter.feed("The model wait") == []
+    released = fragmenter.flush(whole_words=True)
+    assert [(f.text, f.boundary) for f in released] == [("The model ", "flush")]
+    assert fragmenter.pending == "wait"
+    assert texts(fragmenter.feed("s for a good place to stop. ")) == [
+        "waits for a good place to stop. "
+    ]
+
+
+@pytest.mark.parametrize(
+    ("held", "released", "kept"),
+    [
+        ("one two three ", "one two three ", ""),  # ends with a space: all of it
+        ("single", None, "single"),  # one partial word: nothing
+        ("今天天气很好", "今天天气很好", ""),  # CJK: a cut point after every character
+        ("我们用Pyth", "我们用", "Pyth"),  # a Latin word after CJK is still partial
+        ("It is 3.", "It is ", "3."),  # "3." may become 3.14
+        ("Some **bold", "Some ", "bold"),  # markup is decided; the word is not
+        ("Visit https://www.exa", "Visit ", ""),  # the URL host is held by the cleaner
+    ],
+)
+def test_whole_words_flush_cases(held: str, released: str | None, kept: str) -> None:
+    fragmenter = Fragmenter()
+    assert fragmenter.feed(held) == []
+    out = fragmenter.flush(whole_words=True)
+    assert (out[0].text if out else None) == released
+    assert fragmenter.pending.endswith(kept)
+    rest = texts(fragmenter.flush())
+    assert "".join(texts(out) + rest).rstrip() == speakable(held)
+
+
+def test_plain_flush_after_whole_words_flush_releases_the_rest() -> None:
+    fragmenter = Fragmenter()
+    fragmenter.feed("Checking the weath")
+    assert texts(fragmenter.flush(whole_words=True)) == ["Checking the "]
+    assert texts(fragmenter.flush()) == ["weath"]  # the pause outlasted the rollover
+    assert fragmenter.pending == ""
+
+
+def test_next_fragment_after_whole_words_flush_counts_as_a_first() -> None:
+    fragmenter = Fragmenter()
+    run(["Here is the first part. And here is the long second "], fragmenter)
+    fragmenter.feed("Meanwhile I am check")
+    assert texts(fragmenter.flush(whole_words=True)) == [" Meanwhile I am "]
+    assert texts(fragmenter.feed("ing the weather, it is sunny")) == ["checking the weather, "]
+
+
+# -- run-on text ---------------------------------------------------------------------------------
+
+RUN_ON = (
+    "so what I was thinking is that we could go to the beach tomorrow and then maybe have lunch "
+    "at that little place near the pier that you liked so much last summer and after that we "
+    "could walk along the cliffs until the sun goes down and then drive back home before it gets "
+    "too dark to see the road and we would still be in bed at a reasonable hour for once"
+)
+
+
+def test_run_on_text_streams_cut_at_word_boundaries() -> None:
+    fragments = run(list(RUN_ON))
+    assert [f.boundary for f in fragments[:-1]] == ["length"] * (len(fragments) - 1)
+    assert fragments[0].characters <= 60
+    assert all(f.characters <= 120 for f in fragments)
+    assert len(fragments) >= 3
+    assert all(f.text.endswith(" ") for f in fragments[:-1])  # never inside a word
+    assert "".join(texts(fragments)) == RUN_ON
+
+
+def test_run_on_text_is_released_as_it_arrives() -> None:
+    """The first cut comes once 60 characters are held, the next ones every 120 at most."""
+    fragmenter = Fragmenter()
+    held_max = 0
+    for char in RUN_ON:
+        fragmenter.feed(char)
+        held_max = max(held_max, len(fragmenter.pending))
+    assert held_max <= 121
+
+
+def test_run_on_after_a_boundary_releases_the_text_before_it_first() -> None:
+    text = "Right. Well, " + RUN_ON
+    fragments = run([text], Fragmenter(min_words=1))
+    assert texts(fragments)[:2] == ["Right. ", "Well, "]
+    assert fragments[2].boundary == "length"
+    assert fragments[2].characters <= 120
+
+
+def test_punctuated_long_sentence_is_not_cut_as_run_on() -> None:
+    """Clause marks every 40 characters: the run-on rule never fires, the sentence waits."""
+    sentence = "this clause has some words in it, " * 7 + "end. "
+    fragments = run(["Start here now. ", sentence])
+    assert fragments[1].text == sentence
+    assert fragments[1].boundary == "sentence"
+
+
+def test_run_on_max_characters_is_a_setting() -> None:
+    fragments = run([RUN_ON], Fragmenter(run_on_max_characters=40))
+    assert all(f.characters <= 40 for f in fragments[1:])
+    with pytest.raises(ConfigurationError):
+        Fragmenter(run_on_max_characters=5)
+
+
+# -- markdown state across flushes ---------------------------------------------------------------
+
+
 def test_flush_inside_code_fence_and_bold_keeps_markdown_state() -> None:
     fragmenter = Fragmenter()
     out = fragmenter.feed("Look at this code:\n```py\nsecret") + fragmenter.flush()
@@ -342,6 +455,27 @@ def test_hostile_text(text: str) -> None:
     whole = run([text])
     assert "".join(texts(one_by_one)).rstrip(" \n") == speakable(text)
     assert "".join(texts(whole)).rstrip(" \n") == speakable(text)
+
+
+@pytest.mark.parametrize(
+    "run_text",
+    [
+        "x" * 200_000,
+        ("สวัสดีครับวันนี้อากาศดีมากเราจะไปเที่ยวทะเลกันไหม" * 5000)[:200_000],
+        "क्षत्रिय" * 25_000,
+    ],
+    ids=["latin", "thai", "devanagari"],
+)
+def test_two_hundred_thousand_characters_without_a_space(run_text: str) -> None:
+    fragments = run([run_text[:100_000], run_text[100_000:]])
+    assert max(f.characters for f in fragments) <= 120
+    assert "".join(texts(fragments)) == run_text
+    assert all(cluster_boundary(run_text, end) for end in cut_offsets(fragments))
+
+
+def test_nul_and_half_escape_sequences() -> None:
+    tokens = ["before\x00after and \x1b[3", "1mred\x1b[0m then \x1b]0;ti", "tle\x07 end \x1b["]
+    assert "".join(texts(run(tokens))) == "before after and red then end"
 
 
 def test_whitespace_only_gives_nothing() -> None:
@@ -412,6 +546,18 @@ TOKENS = [
     "\ud800",
     "かな",
     "\t",
+    " wait",
+    "s",
+    "สวัสดี",
+    "ครับ ",
+    "ไป",
+    "ကောင်း",
+    "။",
+    "ក្ញុំ",
+    "\x00",
+    "\x1b[31m",
+    "\x1b",
+    "a<b and c>d",
 ]
 token_lists = st.lists(st.one_of(st.sampled_from(TOKENS), st.text(max_size=3)), max_size=60)
 
@@ -434,21 +580,53 @@ def test_fragments_give_back_the_speakable_text(
     assert fragmenter.total_characters == sum(f.characters for f in fragments)
 
 
+FLUSHES = st.lists(st.sampled_from([None, None, "all", "words"]), max_size=60)
+
+
 @settings(max_examples=200, deadline=None)
-@given(token_lists, st.lists(st.booleans(), max_size=60))
-def test_flushes_anywhere_lose_and_repeat_nothing(tokens: list[str], flushes: list[bool]) -> None:
+@given(token_lists, FLUSHES)
+def test_flushes_anywhere_lose_and_repeat_nothing(
+    tokens: list[str], flushes: list[str | None]
+) -> None:
     fragmenter = Fragmenter(
-        first_max_characters=20, target_characters=20, sentence_max_characters=40
+        first_max_characters=20,
+        target_characters=20,
+        sentence_max_characters=40,
+        run_on_max_characters=30,
     )
     cleaner = SpeakableFilter()
     fragments: list[Fragment] = []
     expected = ""
-    for index, token in enumerate(tokens):
+    for token, flush in itertools.zip_longest(tokens, flushes[: len(tokens)]):
         fragments += fragmenter.feed(token)
         expected += cleaner.feed(token)
-        if index < len(flushes) and flushes[index]:
+        if flush == "all":
             fragments += fragmenter.flush()
             expected += cleaner.flush()
+        elif flush == "words":
+            fragments += fragmenter.flush(whole_words=True)
     fragments += fragmenter.flush()
     expected += cleaner.flush()
     assert "".join(texts(fragments)).rstrip(" \n") == expected.rstrip(" \n")
+
+
+WORDS = ["wait", "waits", "for", "a", "good", "place", "x" * 12, "ok", "the"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(WORDS), min_size=1, max_size=80),
+    st.lists(st.integers(1, 7), min_size=1, max_size=80),
+    st.lists(st.booleans(), max_size=80),
+)
+def test_no_cut_inside_a_word_but_by_plain_flush(
+    words: list[str], steps: list[int], pauses: list[bool]
+) -> None:
+    """Unpunctuated words, split anywhere, with whole-word flushes anywhere: every cut falls
+    between two words (length cuts and whole-word flushes alike)."""
+    text = " ".join(words)
+    fragmenter = Fragmenter(first_max_characters=20, target_characters=20, run_on_max_characters=30)
+    fragments = feed_with_pauses(fragmenter, text, steps, pauses)
+    assert "".join(texts(fragments)) == text
+    for end in cut_offsets(fragments):
+        assert text[end - 1] == " " or text[end] == " ", (text[:end], fragments)

@@ -42,6 +42,28 @@ CASES = [
     ("  \n\n  leading", "leading"),
     ("שלום עולם. مرحبا بالعالم؟", "שלום עולם. مرحبا بالعالم؟"),
     ("床前明月光，疑是地上霜。", "床前明月光，疑是地上霜。"),
+    # terminal escape sequences vanish whole
+    ("\x1b[31mred\x1b[0m and \x1b[1;38;5;208mbold\x1b[m", "red and bold"),
+    ("un\x1b[4mder\x1b[24mline \x1b[2K\x1b[1Gdone", "underline done"),
+    ("\x1b]0;window title\x07Title set", "Title set"),
+    ("see \x1b]8;;https://x.io/a\x1b\\the link\x1b]8;;\x1b\\ now", "see the link now"),
+    ("\x1b]2;st ended\x9cok \x1bP1$r0m\x1b\\dcs \x1b_apc\x1b\\end", "ok dcs end"),
+    ("save\x1b7 \x1b(Bcharset \x1b=keypad \x1bcreset", "save charset keypad reset"),
+    ("short \x1b]0;cut \x1b[1mshort", "short short"),  # ESC ends a control string
+    ("bad \x1b[12\u00e9x and \x1b\u00e9", "bad 12\u00e9x and \u00e9"),  # malformed: kept
+    ("open \x1b]0;title\nnext line", "open 0;title\nnext line"),  # no OSC across lines
+    # only real tag shapes are markup
+    ("a<b and c>d, x<y or z>w", "a<b and c>d, x<y or z>w"),
+    ("i<3 you and 1 < 2 > 0", "i<3 you and 1 < 2 > 0"),
+    ('<a href="https://x.io">the link</a> and <img src=x.png alt="a > b"/>', "the link and"),
+    ("<p>One</p><p>Two</p><hr/><input type=checkbox checked>done", "One Two done"),
+    ("before<!-- note\n<b>hidden</b> -->after <!-->x", "beforeafter x"),
+    ("<!DOCTYPE html><?xml version='1.0'?><![CDATA[raw]]>text", "text"),
+    ("<my-widget data-x=1>custom</my-widget> <svg:rect/>", "custom"),
+    ("a <b and> c <b x>", "a <b and> c <b x>"),
+    # controls are spaces, format characters vanish
+    ("before\x00after\x01one\x7ftwo\x9bthree\x07four", "before after one two three four"),
+    ("soft\xadhy\u200dphen\u2060ated", "softhyphenated"),
 ]
 
 
@@ -109,7 +131,10 @@ def test_unspoken_character_classes_are_dropped() -> None:
     dropped = 0
     for code in range(sys.maxunicode + 1):
         char = chr(code)
-        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co"):
+        if char == "\x1b":  # ESC b is a whole two-character escape sequence (ECMA-48 Fs)
+            assert speakable("a\x1bb") == "a"
+            dropped += 1
+        elif unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co"):
             assert speakable(f"a{char}b") in ("ab", "a b", "a\nb"), hex(code)
             dropped += 1
     assert dropped > 100_000  # the private-use planes are in the count
@@ -170,6 +195,25 @@ MARKDOWN_TOKENS = [
     "\t",
     "\r\n",
     "=",
+    "\x1b",
+    "\x1b[",
+    "31m",
+    "\x1b[0m",
+    "\x1b]0;",
+    "\x1b]8;;",
+    "\x07",
+    "\x1b\\",
+    "\x9c",
+    "\x00",
+    "\x01",
+    "<!--",
+    "-->",
+    "<a href=",
+    '"x>y"',
+    "</p>",
+    "<br/>",
+    "a<b and c>d",
+    "i<3",
 ]
 texts = st.lists(st.one_of(st.sampled_from(MARKDOWN_TOKENS), st.text(max_size=4)), max_size=40)
 
@@ -186,3 +230,39 @@ def test_output_does_not_depend_on_the_split(tokens: list[str], data: st.DataObj
     assert "".join(split.feed(p) for p in pieces) + split.flush() == expected
     assert "  " not in expected and "\n\n" not in expected and not expected[:1].isspace()
     assert whole.pending == ""
+
+
+CONTROLS = [c for c in map(chr, range(0xA0)) if unicodedata.category(c) == "Cc" and c != "\x1b"]
+
+
+@pytest.mark.parametrize("control", CONTROLS)
+def test_every_control_character_separates_words(control: str) -> None:
+    """NUL and every other C0/C1 control (ESC starts a sequence: tested above) keeps the words
+    on either side apart."""
+    spoken = speakable(f"before{control}é{control}after")
+    assert spoken.split() == ["before", "é", "after"], repr(control)
+
+
+def test_escape_sequences_split_at_every_character() -> None:
+    raw = "x\x1b[38;2;255;0;0mred\x1b[0m \x1b]8;id=1;https://a.b/c\x1b\\link\x1b]8;;\x07 y"
+    for cut in range(len(raw) + 1):
+        cleaner = SpeakableFilter()
+        assert cleaner.feed(raw[:cut]) + cleaner.feed(raw[cut:]) + cleaner.flush() == (
+            "xred link y"
+        ), cut
+
+
+def test_open_escape_sequence_is_held_through_flush_and_never_spoken() -> None:
+    cleaner = SpeakableFilter()
+    assert cleaner.feed("word \x1b[3") == "word "
+    assert cleaner.pending == ""
+    assert cleaner.flush() == ""
+    assert cleaner.feed("1mred") == "red"
+
+
+def test_escape_sequences_are_bounded() -> None:
+    """A CSI that never ends, or a control string without a terminator, loses no text."""
+    assert speakable("a \x1b[" + "1" * 100 + "m b") == "a " + "1" * 100 + "m b"
+    title = "words " * 1000
+    assert speakable("\x1b]0;" + title) == ("0;" + title).strip()
+    assert speakable("\x1b]0;" + title[:100] + "\x07after") == "after"

@@ -35,6 +35,8 @@ class WavFileSink:
     at exit. Threads: ``write``/``drain`` on the dispatcher; ``abort`` (any thread) does nothing.
     """
 
+    shares_dispatcher = True  # writes go to the page cache: they never wait long
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         self._fmt: PcmFormat | None = None

@@ -6,8 +6,10 @@ Threads:
   :meth:`AudioPipeline.end_turn`; they only ``put_nowait`` on the janus queue (unbounded:
   backpressure belongs to the text side, which reads :attr:`AudioPipeline.buffered_seconds`) and
   never wait on a sink;
-* one dispatcher thread reads the queue's sync side and hands each chunk to the listeners, then
-  to every sink, in order; word timings reach the listeners in the same order;
+* a dispatcher thread (:mod:`.dispatcher`) reads the queue's sync side and hands each chunk to
+  the listeners, then to every sink, in order; word timings reach the listeners in the same
+  order. Sinks that may block get a dispatcher of their own; sinks that never block
+  (``shares_dispatcher = True``) share the process's one;
 * the caller's thread runs ``begin_turn``, ``wait_turn_done``, ``interrupt`` and ``close``.
 
 End of speech drains (every sink plays or flushes all of the turn); interrupt discards (queued
@@ -18,17 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import janus
-
 from ..errors import AudioError, ConfigurationError, SynthesisTimeout
-from .chunk_queue import ChunkQueue, Item, Signal
+from .chunk_queue import Signal
+from .dispatcher import Dispatcher, acquire_shared, release_shared
 from .format import PcmFormat
 from .sink import MeteredSink, Sink
 
@@ -37,9 +37,6 @@ __all__ = ["AudioPipeline", "PipelineListener", "TurnAudioStats"]
 logger = logging.getLogger(__name__)
 
 _KEPT_TURNS = 64  # stats of this many recent turns stay readable
-
-
-_STOP_ITEM: Item = (sys.maxsize, Signal.STOP)  # newer than any turn: never discarded
 
 
 class PipelineListener(Protocol):
@@ -80,6 +77,8 @@ class _TurnState:
     ended: bool = False
     interrupted: bool = False
     played_seconds: float | None = None
+    received: int = 0  # audio bytes queued (written by the receive thread only)
+    handled: int = 0  # audio bytes taken off the queue (written by the dispatcher only)
     error: AudioError | None = None
     failed_sinks: set[int] = field(default_factory=set)
     done: threading.Event = field(default_factory=threading.Event)
@@ -109,20 +108,16 @@ class AudioPipeline:
         self._metered = tuple(s for s in self._sinks if isinstance(s, MeteredSink))
         self._abort_timeout = abort_timeout
         self._start_sinks()
-        self._queue = ChunkQueue()
-        self._put = self._queue.sync_q.put_nowait
+        self._shared = all(getattr(sink, "shares_dispatcher", False) for sink in self._sinks)
+        self._dispatcher = acquire_shared() if self._shared else Dispatcher()
+        self._drained = threading.Event()  # close(): the dispatcher has run all of our items
         self._states: dict[int, _TurnState] = {}
         self._state_lock = threading.Lock()  # turns, states, waiters; never taken by receive()
         self._write_lock = threading.RLock()  # dispatcher's check-and-write vs. interrupt()
         self._current_turn = 0
         self._cancelled_through = 0  # receive() drops chunks of turns <= this
-        self._inflight_bytes = 0
         self._listeners: list[PipelineListener] = []
         self._closed = False
-        self._thread = threading.Thread(
-            target=self._run, name="voicebridge-audio-dispatcher", daemon=True
-        )
-        self._thread.start()
 
     # -- caller thread -------------------------------------------------------------------------
 
@@ -206,7 +201,6 @@ class AudioPipeline:
             logger.warning(
                 "a sink's write() did not return within %.1f s of abort()", self._abort_timeout
             )
-        self._discard_queued()
         with self._state_lock:
             pending = [s for s in self._states.values() if s.turn <= turn and not s.done.is_set()]
         for state in pending:
@@ -215,7 +209,8 @@ class AudioPipeline:
     @property
     def buffered_seconds(self) -> float:
         """Audio received but not yet played (or consumed): queue plus the fullest sink buffer."""
-        queued = self.fmt.seconds(self._queue.audio_bytes + self._inflight_bytes)
+        live = [s for s in list(self._states.values()) if s.turn > self._cancelled_through]
+        queued = self.fmt.seconds(max(0, sum(s.received - s.handled for s in live)))
         return queued + max((s.buffered_seconds for s in self._metered), default=0.0)
 
     def turn_stats(self, turn: int) -> TurnAudioStats:
@@ -236,22 +231,21 @@ class AudioPipeline:
         if self._closed:
             return
         self._closed = True
-        deadline = time.monotonic() + timeout
         self.interrupt()
-        self._put(_STOP_ITEM)
-        self._thread.join(max(0.0, deadline - time.monotonic()))
-        stuck = self._thread.is_alive()
-        self._queue.close()  # a dispatcher stuck in get() would now return
+        self._dispatcher.put(self._handle, 0, Signal.STOP)
+        drained = self._drained.wait(timeout)
+        if self._shared:
+            release_shared(timeout)
+        elif not self._dispatcher.stop(timeout):
+            drained = False
         errors: list[BaseException] = []
         for sink in self._sinks:
             try:
                 sink.close()
             except Exception as exc:
                 errors.append(exc)
-        if stuck:
-            self._thread.join(max(0.1, deadline - time.monotonic()))
-            if self._thread.is_alive():
-                raise AudioError(f"the audio dispatcher did not stop within {timeout:.1f} s")
+        if not drained:
+            raise AudioError(f"the audio dispatcher did not stop within {timeout:.1f} s")
         if errors:
             raise _as_audio_error("close", errors[0])
 
@@ -265,58 +259,51 @@ class AudioPipeline:
 
     def receive(self, turn: int, chunk: bytes) -> None:
         """Queue a chunk of ``turn``. Receive thread only; never blocks, never raises for audio."""
-        if turn <= self._cancelled_through or not chunk:
+        state = self._states.get(turn)
+        if state is None or turn <= self._cancelled_through or not chunk or self._closed:
             return
-        try:
-            self._put((turn, chunk))
-        except janus.SyncQueueShutDown:
-            return  # closed: audio after close() has nowhere to go
+        state.received += len(chunk)
+        self._dispatcher.put(self._handle, turn, chunk)
 
     def receive_words(self, turn: int, words: tuple[object, ...]) -> None:
         """Word timings of ``turn``, for the listeners, after the audio queued before them."""
-        if turn <= self._cancelled_through or not words:
+        if turn <= self._cancelled_through or not words or self._closed:
             return
-        try:
-            self._put((turn, _Words(words)))
-        except janus.SyncQueueShutDown:
-            return
+        self._dispatcher.put(self._handle, turn, _Words(words))
 
     def end_turn(self, turn: int) -> None:
         """No more audio for ``turn``: the sinks drain it. Never blocks."""
-        if turn <= self._cancelled_through:
+        if turn <= self._cancelled_through or self._closed:
             return
-        try:
-            self._put((turn, Signal.END))
-        except janus.SyncQueueShutDown:
-            return
+        self._dispatcher.put(self._handle, turn, Signal.END)
 
     # -- dispatcher thread ---------------------------------------------------------------------
 
-    def _run(self) -> None:
-        get = self._queue.sync_q.get
-        while True:
-            try:
-                turn, payload = get()
-            except janus.SyncQueueShutDown:
+    def _handle(self, turn: int, payload: object) -> None:
+        """One item of this pipeline, in queue order (dispatcher thread)."""
+        if payload is Signal.STOP:
+            self._drained.set()
+            return
+        state = self._states.get(turn)
+        if state is None:
+            return
+        size = len(payload) if isinstance(payload, bytes) else 0
+        try:
+            if turn <= self._cancelled_through or self._drained.is_set():
                 return
-            if payload is Signal.STOP:
-                return
-            state = self._states.get(turn)
-            if state is None or turn <= self._cancelled_through:
-                continue
             if payload is Signal.END:
                 self._finish(state)
             elif isinstance(payload, _Words):
                 for listener in self._listeners:
                     listener.on_words(turn, payload.words)
-            elif state.ended or not isinstance(payload, bytes):
+            elif state.ended or not size:
                 logger.warning("audio for turn %d after end_turn() dropped", turn)
             else:
-                self._inflight_bytes = len(payload)
                 with self._write_lock:
                     if turn > self._cancelled_through:
-                        self._write(state, payload)
-                self._inflight_bytes = 0
+                        self._write(state, payload)  # type: ignore[arg-type]
+        finally:
+            state.handled += size
 
     def _write(self, state: _TurnState, chunk: bytes) -> None:
         if state.first_write_at is None:
@@ -377,19 +364,6 @@ class AudioPipeline:
                 sink.abort()
             except Exception:
                 logger.exception("sink %s failed in abort()", type(sink).__name__)
-
-    def _discard_queued(self) -> None:
-        """Drop queued items of cancelled turns; items of newer turns go back, in order."""
-        kept: list[Item] = []
-        while True:
-            try:
-                item = self._queue.sync_q.get_nowait()
-            except (janus.SyncQueueEmpty, janus.SyncQueueShutDown):
-                break
-            if item[0] > self._cancelled_through:
-                kept.append(item)
-        for item in kept:
-            self._put(item)
 
     def _state(self, turn: int) -> _TurnState:
         state = self._states.get(turn)

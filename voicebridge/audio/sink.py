@@ -4,6 +4,9 @@ Threads: ``start`` and ``close`` run on the thread that builds / closes the pipe
 ``drain`` run on the pipeline's dispatcher thread only; ``abort`` may run on any thread, at the
 same time as ``write`` or ``drain`` on the dispatcher, and must make both return promptly.
 No method ever runs on the WebSocket receive thread.
+
+A sink class may set ``shares_dispatcher = True`` to promise that ``write`` and ``drain`` never
+block (a file, nothing at all): pipelines of such sinks share one dispatcher thread per process.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ class MeteredSink(Sink, Protocol):
 
 class NullSink:
     """Discards the audio; counts the bytes it was given (for tests and benchmarks)."""
+
+    shares_dispatcher = True
 
     def __init__(self) -> None:
         self.bytes_written = 0

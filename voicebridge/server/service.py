@@ -15,7 +15,9 @@ from typing import Any
 
 from ..errors import RemoteProtocolError, TaskRejected
 from ..protocol import (
+    CONNECTION_IDLE_TIMEOUT,
     FORMATS,
+    TASK_IDLE_TIMEOUT,
     Audio,
     ContinueTask,
     FinishTask,
@@ -105,8 +107,8 @@ class ServerLimits:
     """Service limits; counts are billed characters (CJK ideograph = 2), times are seconds.
     ``max_sentence_characters`` is where this server cuts a sentence that has no end."""
 
-    idle_timeout: float = 23.0
-    connection_idle_timeout: float = 60.0
+    idle_timeout: float = TASK_IDLE_TIMEOUT
+    connection_idle_timeout: float = CONNECTION_IDLE_TIMEOUT
     max_message_characters: int = MAX_MESSAGE_CHARACTERS
     max_task_characters: int = MAX_TASK_CHARACTERS
     max_sentence_characters: int = 200

@@ -13,9 +13,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import TaskRejected
-from ..protocol import DEFAULT_FORMAT, FORMATS, SAMPLE_RATES, RunTask, SynthesisParameters
+from ..protocol import (
+    DEFAULT_FORMAT,
+    FORMATS,
+    LANGUAGE_HINTS,
+    MAX_INSTRUCTION_CHARACTERS,
+    SAMPLE_RATES,
+    RunTask,
+    SynthesisParameters,
+)
 
-__all__ = ["LANGUAGE_HINTS", "TaskOptions", "task_options"]
+__all__ = ["ESPEAK_LANGUAGES", "TaskOptions", "task_options"]
 
 # Error texts of the real service (docs/protocol.md, "Known error messages").
 MSG_IDLE_TIMEOUT = "request timeout after 23 seconds."
@@ -28,9 +36,7 @@ CODE_INVALID_PARAMETER = "InvalidParameter"
 CODE_CLIENT_ERROR = "CLIENT_ERROR"
 CODE_INTERNAL_ERROR = "InternalError"
 
-MAX_INSTRUCTION_CHARACTERS = 128  # issue 12's figure; the service pages give fixed phrases only
-
-LANGUAGE_HINTS: dict[str, str] = {
+ESPEAK_LANGUAGES: dict[str, str] = {
     "zh": "cmn",
     "en": "en-us",
     "ja": "ja",
@@ -43,8 +49,8 @@ LANGUAGE_HINTS: dict[str, str] = {
     "pt": "pt",
     "th": "th",
 }
-"""``language_hints`` values (the first element is used) -> espeak-ng language. zh, en, fr, de,
-ja, ko and ru are in the SDK pages; es, it, pt and th in newer service pages."""
+"""Each ``language_hints`` value the service takes (:data:`voicebridge.protocol.LANGUAGE_HINTS`;
+the first element is used) -> the espeak-ng language that speaks it here."""
 
 _FAMILIES = {"cmn": "zh", "yue": "zh"}  # espeak-ng languages that a "zh" hint keeps
 
@@ -93,7 +99,7 @@ def _language(params: Mapping[str, Any], voice_language: str) -> str:
         raise _reject("Parameter 'language_hints' must be a list of language codes.")
     if not hints:
         return voice_language
-    hinted = LANGUAGE_HINTS.get(hints[0].lower())
+    hinted = ESPEAK_LANGUAGES.get(hints[0].lower())
     if hinted is None:
         known = ", ".join(LANGUAGE_HINTS)
         raise _reject(f"Parameter 'language_hints' has an unknown language {hints[0]!r} "

@@ -24,17 +24,14 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from enum import Enum
 
 from ..errors import (
     ConfigurationError,
     ConnectionLost,
-    HandshakeError,
     SynthesisTimeout,
     TaskFailedError,
-    TransportError,
     VoiceBridgeError,
 )
 from ..protocol import (
@@ -47,98 +44,35 @@ from ..protocol import (
     TaskStarted,
 )
 from ..text.billing import count_characters
-from ..text.fragmenter import Fragment, Fragmenter
-from ..turn import Turn, Word
+from ..text.fragmenter import Fragmenter
+from ..turn import OpenSentence, Turn
+from .actions import (
+    Action,
+    CheckStall,
+    Close,
+    Connect,
+    Ping,
+    Send,
+    TurnEnded,
+    WordsPlaced,
+    retryable,
+)
+from .budget import RetryBudget
 from .ledger import Acknowledgement, Ledger, Piece, WordTimes
+from .liveness import Liveness
+from .outbox import Outbox
+from .pace import Pace
 from .settings import SessionSettings
 
-__all__ = [
-    "Action",
-    "CheckStall",
-    "Close",
-    "Connect",
-    "Ping",
-    "Send",
-    "SessionCore",
-    "TurnEnded",
-    "WordsPlaced",
-    "retryable",
-]
+__all__ = ["SessionCore"]
 
 log = logging.getLogger("voicebridge.session")
-
-_MIN_RECHECK = 0.25  # seconds between backpressure checks while playback is not moving
-_LEARN = 0.2  # weight of each spoken sentence in the seconds-per-character estimate
-
-
-@dataclass(frozen=True)
-class Connect:
-    """Open connection ``conn``; report ``connected`` or ``connect_failed``."""
-
-    conn: int
-
-
-@dataclass(frozen=True)
-class Send:
-    """Write a text frame on ``conn``; report ``send_failed`` if it cannot be written."""
-
-    conn: int
-    frame: str
-
-
-@dataclass(frozen=True)
-class Ping:
-    conn: int
-
-
-@dataclass(frozen=True)
-class CheckStall:
-    """The server looks gone: tell :meth:`SessionCore.stalled_unread` whether data waits unread
-    on ``conn`` (then we are slow, not the server)."""
-
-    conn: int
-
-
-@dataclass(frozen=True)
-class Close:
-    """Close ``conn`` (stops the service's synthesis at once)."""
-
-    conn: int
-
-
-@dataclass(frozen=True)
-class WordsPlaced:
-    """Word timings of ``turn`` became known (hand them to the audio path, in order)."""
-
-    turn: Turn
-    words: tuple[Word, ...]
-
-
-@dataclass(frozen=True)
-class TurnEnded:
-    """``turn`` is over: :attr:`Turn.error` tells how."""
-
-    turn: Turn
-
-
-Action = Connect | Send | Ping | CheckStall | Close | WordsPlaced | TurnEnded
 
 
 class _Link(Enum):
     DOWN = "down"
     CONNECTING = "connecting"
     UP = "up"
-
-
-def retryable(error: VoiceBridgeError) -> bool:
-    """Whether the same text may succeed on a new connection."""
-    if isinstance(error, TaskFailedError):
-        return error.retryable
-    if isinstance(error, HandshakeError):
-        return error.status >= 500 or error.status == 429
-    return isinstance(error, ConnectionLost | SynthesisTimeout | TransportError) or (
-        type(error).__name__ == "RemoteProtocolError"
-    )
 
 
 class SessionCore:
@@ -159,8 +93,8 @@ class SessionCore:
         word_times: WordTimes = "sentence",
     ) -> None:
         self.parameters = parameters
-        self.settings = settings or SessionSettings()
-        self._fragmenter = fragmenter or Fragmenter()
+        self.settings = settings = settings or SessionSettings()
+        self._outbox = Outbox(fragmenter or Fragmenter(), settings)
         self._bps = bytes_per_second
         self._buffered_audio = buffered_audio
         self._word_times = word_times
@@ -174,27 +108,18 @@ class SessionCore:
         self._want_link = False  # preconnect() asked for a connection
         self._want_task = False  # preconnect(start_task=True) asked for a task
         self._retry_at: float | None = None
-        self._heard_at = 0.0  # last frame of any kind on the current connection
-        self._progress_at = 0.0  # last task event or audio on the current task
-        self._pinged = False
-        self._was_owed = False  # an answer was owed at the end of the last call
+        self._budget = RetryBudget(settings)
+        self._liveness = Liveness(settings)
         # the turn
         self._turn: Turn | None = None
         self._task_turn: Turn | None = None  # the turn the running task speaks for
         self._ledger = Ledger(bytes_per_second, word_times)
-        self._outbox: deque[Piece] = deque()  # decided, not sent
         self._replay: deque[Piece] = deque()  # to send again on the next task, first
-        self._fresh = True  # the next fragment is the first of the turn or after a pause
         self._source_done = False
-        self._text_at: float | None = None  # last text from the source
-        self._idle_flushed = False  # the pause's whole-word flush is done
-        self._holding = False  # the fragmenter may hold text since the last fragment
         self.sooner = False  # a deadline may have come sooner since the driver last looked
         self._sent_at = 0.0  # last text sent on the current task
         self._task_billed = 0
-        self._failures = 0  # failures since text was last spoken
-        self._failing_since: float | None = None
-        self._seconds_per_character = self.settings.audio_per_character
+        self._pace = Pace(settings)
         self._recheck_at: float | None = None  # held back by backpressure: look again then
 
     # ------------------------------------------------------------------ the source's side
@@ -207,15 +132,11 @@ class SessionCore:
         if self._closed:
             raise ConfigurationError("the session is closed")
         self._turn = turn
-        self._fragmenter.reset()
+        self._outbox.reset()
         self._ledger = Ledger(self._bps, self._word_times)
-        self._outbox.clear()
         self._replay.clear()
-        self._fresh = True
         self._source_done = False
-        self._text_at = None
-        self._failures = 0
-        self._failing_since = None
+        self._budget.reset()
         self._retry_at = None
         if self._task_turn is None and self._protocol.state in (
             ClientState.STARTING,
@@ -232,28 +153,24 @@ class SessionCore:
         turn.characters_read += len(text)
         if turn.first_text_at is None:
             turn.first_text_at = now
-        self._text_at = now
-        self._idle_flushed = False
-        fragments = self._fragmenter.feed(text)
-        if not fragments:  # most tokens: held by the fragmenter, nothing else changes
-            if not self._holding:
-                self._holding = self.sooner = True  # the idle timer starts
+        was_holding = self._outbox.holding
+        if not self._outbox.feed(text, now):  # most tokens: held, nothing else changes
+            self.sooner = self.sooner or not was_holding  # the idle timer starts
             return []
-        self._queue(fragments, now, flush_last=False)
-        return self._take(now)
+        return self._queued(now)
 
     def flush(self, turn: Turn, now: float) -> list[Action]:
         """The source says its text so far is complete: send and flush all of it."""
-        if turn is self._active():
-            self._queue(self._fragmenter.flush(), now, flush_last=True)
-            self._fresh = True
+        if turn is self._active() and self._outbox.flush():
+            return self._queued(now)
         return self._take(now)
 
     def end_turn(self, turn: Turn, now: float) -> list[Action]:
         """The source is exhausted: speak what is left, then end the turn."""
         if turn is self._active():
-            self._queue(self._fragmenter.flush(), now, flush_last=False)
             self._source_done = True
+            if self._outbox.end():
+                return self._queued(now)
         return self._take(now)
 
     def cancel(self, now: float) -> list[Action]:
@@ -285,9 +202,9 @@ class SessionCore:
     def connected(self, conn: int, now: float) -> list[Action]:
         if conn == self._conn and self._link is _Link.CONNECTING:
             self._link = _Link.UP
+            self._budget.connected()
             self._protocol = ClientProtocol()
-            self._heard_at = self._progress_at = now
-            self._pinged = False
+            self._liveness.restart(now)
         return self._take(now)
 
     def connect_failed(self, conn: int, error: VoiceBridgeError, now: float) -> list[Action]:
@@ -314,15 +231,13 @@ class SessionCore:
     def control_frame(self, conn: int, now: float) -> None:
         """A ping or pong: the peer is alive."""
         if conn == self._conn:
-            self._heard_at = now
-            self._pinged = False
+            self._liveness.heard(now)
 
     def audio_frame(self, conn: int, data: bytes, now: float) -> int:
         """An audio frame arrived: how many leading bytes to drop (-1: all). Receive thread."""
         if conn != self._conn:
             return -1
-        self._heard_at = self._progress_at = now
-        self._pinged = False
+        self._liveness.progressed(now)
         try:
             self._protocol.receive_binary(data)
         except VoiceBridgeError as exc:
@@ -342,8 +257,7 @@ class SessionCore:
     def text_frame(self, conn: int, text: str, now: float) -> list[Action]:
         if conn != self._conn:
             return self._take(now)
-        self._heard_at = self._progress_at = now
-        self._pinged = False
+        self._liveness.progressed(now)
         if _is_synthesis_notice(text):
             return []  # one before every audio frame; it says nothing the audio does not
         try:
@@ -365,14 +279,8 @@ class SessionCore:
 
     def tick(self, now: float) -> list[Action]:
         s = self.settings
-        if self._fragmenter.pending and self._text_at is not None and self._active():
-            if now >= self._text_at + s.rollover_after:  # a word cut by a long pause goes too
-                self._queue(self._fragmenter.flush(), now, flush_last=True)
-                self._fresh = True
-            elif not self._idle_flushed and now >= self._text_at + s.idle_flush_after:
-                self._idle_flushed = True
-                self._queue(self._fragmenter.flush(whole_words=True), now, flush_last=True)
-                self._fresh = True
+        if self._active() is not None and self._outbox.idle(now):
+            self._note_first_piece(now)
         if self._link is _Link.UP:
             self._check_liveness(now)
         if (
@@ -388,19 +296,16 @@ class SessionCore:
         """When :meth:`tick` must run next, or None (nothing is timed)."""
         s = self.settings
         deadlines: list[float] = []
-        if self._fragmenter.pending and self._text_at is not None and self._active():
-            idle = s.rollover_after if self._idle_flushed else s.idle_flush_after
-            deadlines.append(self._text_at + idle)
+        idle = self._outbox.deadline()
+        if idle is not None and self._active() is not None:
+            deadlines.append(idle)
         if self._link is _Link.DOWN and self._retry_at is not None and self._needs_link():
             deadlines.append(self._retry_at)
         if self._link is _Link.UP:
             state = self._protocol.state
             if state is ClientState.STARTED:
                 deadlines.append(self._sent_at + s.rollover_after)
-            if self._owed():
-                quiet = s.stall_timeout if self._pinged else s.probe_after
-                deadlines.append(self._heard_at + quiet)
-                deadlines.append(self._progress_at + self._patience())
+            deadlines += self._liveness.deadlines(self._patience())
         if self._recheck_at is not None:
             deadlines.append(self._recheck_at)
         return min(deadlines, default=None)
@@ -408,7 +313,7 @@ class SessionCore:
     def stalled_unread(self, unread: bool, now: float) -> list[Action]:
         """The driver's answer to a suspected stall: is there data we have not read yet?"""
         if unread:
-            self._heard_at = now  # we are slow, not the server: give it time
+            self._liveness.heard(now)  # we are slow, not the server: give it time
         elif self._link is _Link.UP:
             self._fail(SynthesisTimeout("the server stopped answering (pings unanswered)"), now)
         return self._take(now)
@@ -419,45 +324,28 @@ class SessionCore:
         turn = self._turn
         return turn if turn is not None and not turn.done.is_set() else None
 
-    def _queue(self, fragments: Iterable[Fragment], now: float, *, flush_last: bool) -> None:
-        pieces: list[Piece] = []
-        for fragment in fragments:
-            flush = fragment.boundary in ("length", "phrase") or (
-                self._fresh and self.settings.flush_first_fragment
-            )
-            self._fresh = False
-            pieces.append(Piece(fragment.text, flush))
-        if not pieces:
-            return
-        if flush_last:
-            pieces[-1] = Piece(pieces[-1].text, True)
+    def _queued(self, now: float) -> list[Action]:
+        self._note_first_piece(now)
+        return self._take(now)
+
+    def _note_first_piece(self, now: float) -> None:
         turn = self._turn
         if turn is not None and turn.first_fragment_at is None:
             turn.first_fragment_at = now
-        self._outbox.extend(pieces)
 
     def _drop_turn_text(self) -> str:
         """Forget the turn's text that is not spoken; returns it."""
         unspoken = self._ledger.clear()  # the replay's pieces are still in the ledger
-        unspoken += "".join(p.text for p in self._outbox)
-        unspoken += "".join(f.text for f in self._fragmenter.flush())
         self._replay.clear()
-        self._outbox.clear()
-        self._fragmenter.reset()
-        return unspoken
+        return unspoken + self._outbox.reset()
 
     # ------------------------------------------------------------------ internals: tasks
 
     def _take(self, now: float) -> list[Action]:
-        self._holding = False
         self.sooner = True
         if not self._closed:
             self._pump(now)
-        owed = self._link is _Link.UP and self._owed()
-        if owed and not self._was_owed:  # silence counts from when an answer became owed
-            self._heard_at = self._progress_at = now
-            self._pinged = False
-        self._was_owed = owed
+        self._liveness.owed(self._link is _Link.UP and self._owed(), now)
         return self._actions_only()
 
     def _actions_only(self) -> list[Action]:
@@ -489,8 +377,9 @@ class SessionCore:
             self._start_task(now)
         if protocol.state is ClientState.STARTED:
             self._send_pieces(now)
-        held = self._outbox and self._active() is not None and self._held_back()
-        self._recheck_at = now + self._recheck_after() if held else None
+        held = self._outbox.pieces and self._active() is not None and self._held_back()
+        buffered, unspoken = self._buffered_audio(), self._ledger.unacked_billed
+        self._recheck_at = now + self._pace.recheck_after(buffered, unspoken) if held else None
         self._maybe_end_turn()
 
     def _wants_task(self) -> bool:
@@ -498,33 +387,34 @@ class SessionCore:
             return True
         if self._active() is None:
             return False
-        return bool(self._outbox) and not self._held_back()
+        return bool(self._outbox.pieces) and not self._held_back()
 
     def _start_task(self, now: float) -> None:
         self._want_task = False
         self._task_turn = self._active()
         self._task_billed = 0
-        self._sent_at = self._progress_at = now
+        self._sent_at = now
         self._send(self._protocol.run_task(self.parameters), now)
 
     def _send_pieces(self, now: float) -> None:
         while self._replay:
             piece = self._replay.popleft()
             self._write(piece, now)
-        while self._outbox and self._task_turn is self._active():
-            piece = self._outbox[0]
+        pieces = self._outbox.pieces
+        while pieces and self._task_turn is self._active():
+            piece = pieces[0]
             size = piece.billed
             if self._task_billed and self._task_billed + size > self.settings.max_task_characters:
                 self._finish_task(now)  # size rollover; the piece opens the next task
                 return
             if self._held_back():
                 return
-            self._outbox.popleft()
+            pieces.popleft()
             self._ledger.sent(piece)
             self._write(piece, now)
             if self._task_turn is not None:
                 self._task_turn.characters_sent += len(piece.text)
-        if self._active() is not None and self._source_done and not self._outbox:
+        if self._active() is not None and self._source_done and not pieces:
             self._finish_task(now)  # end of turn: the fragmenter was flushed by end_turn()
 
     def _write(self, piece: Piece, now: float) -> None:
@@ -554,7 +444,8 @@ class SessionCore:
         if (
             turn is not None
             and self._source_done
-            and not (self._outbox or self._replay or self._fragmenter.pending)
+            and not self._replay
+            and self._outbox.empty
             and self._ledger.empty
             and not self._protocol.task_active
         ):
@@ -568,8 +459,15 @@ class SessionCore:
         if turn is None or turn is not self._active():
             return
         if event.type == "sentence-begin":
-            self._ledger.sentence_begin()
+            start = self._ledger.sentence_begin()
+            turn.open_sentence = OpenSentence(
+                start,
+                turn.characters_spoken,
+                event.original_text or "",
+                self._pace.seconds_per_character,
+            )
         elif event.type == "sentence-end" or (event.type is None and event.original_text):
+            turn.open_sentence = None
             ack = self._ledger.sentence_end(event.original_text, event.words)
             if ack is None:  # settled at task-finished
                 log.debug("sentence-end text not at the head of the unspoken text")
@@ -584,7 +482,7 @@ class SessionCore:
         if turn is not self._active():
             return
         self._record(turn, self._ledger.task_finished(event.words))
-        if not self._source_done or self._outbox:
+        if not self._source_done or self._outbox.pieces:
             turn.rollovers += 1
 
     def _record(self, turn: Turn, ack: Acknowledgement | None) -> None:
@@ -594,13 +492,8 @@ class SessionCore:
             turn.spoken.append(ack.text)
             turn.characters_spoken += len(ack.text)
             turn.sentences.append(ack.sentence)
-            self._failures, self._failing_since = 0, None  # progress: the budget starts over
-            billed = count_characters(ack.text)
-            seconds = ack.sentence.end - ack.sentence.start
-            if billed >= 10 and seconds > 0:
-                self._seconds_per_character += _LEARN * (
-                    seconds / billed - self._seconds_per_character
-                )
+            self._budget.progressed()
+            self._pace.learn(count_characters(ack.text), ack.sentence.end - ack.sentence.start)
         if ack.words:
             turn.words.extend(ack.words)
             self._actions.append(WordsPlaced(turn, ack.words))
@@ -624,26 +517,21 @@ class SessionCore:
         if not retryable(error):
             self._end_turn_with(error, now)
             return
-        self._failures += 1
-        if self._failing_since is None:
-            self._failing_since = now
-        s = self.settings
-        spent = now - self._failing_since
-        if self._failures > s.max_retries or spent > s.retry_window:
+        delay = self._budget.failed(now)
+        if delay is None:
             log.warning(
                 "giving up the turn after %d failed attempts in %.1f s with nothing spoken: %s",
-                self._failures,
-                spent,
+                self._budget.failures,
+                self._budget.spent(now),
                 error,
             )
             self._end_turn_with(error, now)
             return
-        delay = min(s.backoff_initial * 2 ** (self._failures - 1), s.backoff_max)
         self._retry_at = now + delay
         self._replay = deque(replay)
         turn.reconnects += 1
         turn.replayed_characters += sum(p.billed for p in replay)
-        log.warning("%s; retrying in %.1f s (attempt %d)", error, delay, self._failures + 1)
+        log.warning("%s; retrying in %.1f s (attempt %d)", error, delay, self._budget.failures + 1)
 
     def _end_turn_with(self, error: VoiceBridgeError, now: float) -> None:
         turn = self._active()
@@ -677,30 +565,20 @@ class SessionCore:
         )
 
     def _check_liveness(self, now: float) -> None:
-        if not self._owed():
-            return
-        s = self.settings
-        if now >= self._progress_at + self._patience():
-            self._fail(
-                SynthesisTimeout(f"no progress from the server for {self._patience():g} s"), now
-            )
-        elif now >= self._heard_at + s.stall_timeout and self._pinged:
+        verdict = self._liveness.check(now, self._patience())
+        if verdict == "timeout":
+            error = SynthesisTimeout(f"no progress from the server for {self._patience():g} s")
+            self._fail(error, now)
+        elif verdict == "suspect":
             self._actions.append(CheckStall(self._conn))
-        elif now >= self._heard_at + s.probe_after and not self._pinged:
-            self._pinged = True
+        elif verdict == "ping":
             self._actions.append(Ping(self._conn))
-
-    def _owed_audio(self) -> float:
-        return self._buffered_audio() + self._ledger.unacked_billed * self._seconds_per_character
 
     def _held_back(self) -> bool:
         turn = self._active()
         if turn is None or not turn.characters_sent:
             return False  # the first words of a turn are never held
-        return self._owed_audio() >= self.settings.max_buffered_audio
-
-    def _recheck_after(self) -> float:
-        return max(_MIN_RECHECK, self._owed_audio() - self.settings.max_buffered_audio)
+        return self._pace.held(self._buffered_audio(), self._ledger.unacked_billed)
 
 
 def _is_synthesis_notice(text: str) -> bool:

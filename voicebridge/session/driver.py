@@ -23,30 +23,28 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from ..config import ApiKey
 from ..connection import Connection, open_connection
 from ..errors import VoiceBridgeError
 from ..turn import Turn, Word
-from .core import (
+from .actions import (
+    IO_ACTIONS,
     Action,
     CheckStall,
     Close,
     Connect,
     Ping,
     Send,
-    SessionCore,
     TurnEnded,
     WordsPlaced,
 )
+from .core import SessionCore
 
 __all__ = ["SessionDriver"]
 
 log = logging.getLogger("voicebridge.session")
-
-_T = TypeVar("_T")
-_IO = (Connect, Send, Ping, CheckStall, Close)
 
 
 class SessionDriver:
@@ -119,8 +117,8 @@ class SessionDriver:
 
     def _route(self, actions: list[Action]) -> list[Action]:
         """Queue I/O actions for the driver thread; return the inline ones."""
-        inline: list[Action] = [a for a in actions if not isinstance(a, _IO)]
-        io = [a for a in actions if isinstance(a, _IO)]
+        inline: list[Action] = [a for a in actions if not isinstance(a, IO_ACTIONS)]
+        io = [a for a in actions if isinstance(a, IO_ACTIONS)]
         if io:
             self._io.extend(io)
             self._wake.notify()

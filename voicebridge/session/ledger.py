@@ -81,12 +81,14 @@ class Ledger:
 
     # ------------------------------------------------------------------ audio (receive thread)
 
-    def sentence_begin(self) -> None:
+    def sentence_begin(self) -> float:
+        """A sentence starts; returns its start on the timeline, in seconds."""
         if self._sentence_start is None:
             self._sentence_start = self.delivered - self._skip
         if self._task_start is None:
             self._task_start = self._sentence_start
         self._position = 0
+        return self._sentence_start / self._bps
 
     def audio(self, size: int) -> int:
         """A frame of ``size`` bytes arrived: how many of its first bytes to drop (replay)."""

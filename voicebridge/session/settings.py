@@ -37,7 +37,9 @@ class SessionSettings:
     carrying the unspoken text, after ``max_retries`` failures or ``retry_window`` seconds with no
     sentence spoken in between. The 30 s default outlasts a process restart (a few seconds) and a
     pod replaced behind a Kubernetes Service, whose default readiness probe (10 s period, 3
-    failures) takes up to 30 s to route around a dead backend.
+    failures) takes up to 30 s to route around a dead backend. Until a session's first connection
+    succeeds, failures are retried for ``first_connect_window`` seconds only: a wrong URL, a
+    closed port or a service that is down is reported at once, not after 30 s.
 
     Liveness, from progress rather than silence: while an answer is owed, ``probe_after`` quiet
     seconds send a WebSocket ping; the server counts as gone after ``stall_timeout`` quiet
@@ -55,6 +57,7 @@ class SessionSettings:
     audio_per_character: float = 0.07
     max_retries: int = 10
     retry_window: float = 30.0
+    first_connect_window: float = 2.0
     backoff_initial: float = 0.2
     backoff_max: float = 5.0
     probe_after: float = 3.0
@@ -73,8 +76,8 @@ class SessionSettings:
             raise ConfigurationError("idle_flush_after must be positive and <= rollover_after")
         if not 0 < self.max_task_characters <= MAX_TASK_CHARACTERS:
             raise ConfigurationError(f"max_task_characters must be 1-{MAX_TASK_CHARACTERS}")
-        if self.max_retries < 0 or self.retry_window < 0:
-            raise ConfigurationError("max_retries and retry_window must not be negative")
+        if self.max_retries < 0 or self.retry_window < 0 or self.first_connect_window < 0:
+            raise ConfigurationError("max_retries and the retry windows must not be negative")
         if not 0 < self.backoff_initial <= self.backoff_max:
             raise ConfigurationError("need 0 < backoff_initial <= backoff_max")
         if not 0 < self.probe_after < self.stall_timeout:

@@ -13,9 +13,15 @@ What it does to the text:
 - inline code keeps its words (backticks go, Markdown inside is not interpreted);
 - fenced code blocks are skipped, or replaced by a short placeholder line;
 - table rows become comma-separated cells, separator rows vanish;
-- HTML tags are removed, ``<https://...>`` autolinks are treated as URLs;
+- terminal escape sequences (``\\x1b[31m``, OSC titles and links, ...) vanish before anything else
+  (see :mod:`voicebridge.text.ansi`);
+- HTML tags are removed, but only real tag shapes (``<b>``, ``</p>``, ``<br/>``, ``<a href="x">``,
+  ``<!-- ... -->``); ``a<b and c>d``, ``x < y`` and ``i<3`` stay text; ``<https://...>`` autolinks
+  are treated as URLs;
 - URLs are shortened to their host (``https://www.python.org/doc/`` -> ``python.org``);
-- emoji, control, format (zero-width, bidi marks), private-use and lone surrogate characters go;
+- control characters act as spaces (``"before\\x00after"`` is two words); emoji, format
+  characters (zero-width, bidi marks), private-use and lone surrogate characters vanish, also
+  inside a word;
 - whitespace is collapsed: a run of spaces becomes one space, a run with a line break becomes one
   ``"\\n"``, and nothing is emitted at the very start.
 """
@@ -26,6 +32,7 @@ import re
 from typing import Literal
 
 from ..errors import ConfigurationError
+from .ansi import EscapeStripper
 from .billing import IDEOGRAPH_CLASS
 
 __all__ = ["CodeBlocks", "SpeakableFilter", "speakable"]
@@ -33,11 +40,12 @@ __all__ = ["CodeBlocks", "SpeakableFilter", "speakable"]
 CodeBlocks = Literal["skip", "placeholder"]
 
 _LINE_BREAKS = "\n\r\x0b\x0c\x85\u2028\u2029"
-_SPACES = " \t\xa0\u1680\u2000-\u200a\u202f\u205f\u3000"
-# Control (Cc), format (Cf), surrogate (Cs) and private-use (Co) characters, emoji, variation
-# selectors and the keycap mark: none of them is spoken.
+# Control characters (Cc) other than line breaks act as spaces: "before\x00after" stays two words.
+_SPACES = " \t\xa0\u1680\u2000-\u200a\u202f\u205f\u3000\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f"
+# Format (Cf), surrogate (Cs) and private-use (Co) characters, emoji, variation selectors and the
+# keycap mark: none of them is spoken, and inside a word they vanish without a trace.
 _DROP = (
-    "\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
+    "\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
     "\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
     "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
     "\U000e0001\U000e0020-\U000e007f\ud800-\udfff\ue000-\uf8ff\U000f0000-\U0010ffff"
@@ -63,6 +71,7 @@ _URL_TRAILING = frozenset(".,;:!?'*")
 _URL_END = frozenset('<>"`]')
 _MAX_HOST = 253
 _MAX_TAG = 256
+_MAX_COMMENT = 4096
 _MAX_LINE_START = 256
 _MAX_URL_TRAILING = 16
 
@@ -70,7 +79,27 @@ _INDENT = re.compile(r"[ \t]*")
 _RULE = re.compile(r"([-*_=])(?:[ \t]*\1)*[ \t]*")
 _TABLE_SEPARATOR = re.compile(r"[|:\- \t]*")
 _DIGITS = re.compile(r"[0-9]{1,9}")
-_TAG = re.compile(r"/?[A-Za-z][A-Za-z0-9:-]*(?:[ \t/][^<>]*)?|[!?].*", re.DOTALL)
+# Real tag shapes only: a name, then attributes that have a value or are HTML boolean
+# attributes; "a<b and c>d" is no tag. Doctypes, CDATA and processing instructions too (comments
+# are read by _resolve_tag itself).
+_TAG_NAME = r"[A-Za-z][A-Za-z0-9]*(?:[:-][A-Za-z0-9]+)*"
+_ATTRIBUTE_NAME = r"[A-Za-z_:@][\w:.@-]*"
+_ATTRIBUTE_VALUE = r"""(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+)"""
+_BOOLEAN_ATTRIBUTES = (
+    "allowfullscreen|async|autofocus|autoplay|checked|controls|default|defer|disabled|"
+    "formnovalidate|hidden|inert|ismap|itemscope|loop|multiple|muted|nomodule|novalidate|open|"
+    "playsinline|readonly|required|reversed|selected"
+)
+_ATTRIBUTE = (
+    rf"(?:{_ATTRIBUTE_NAME}\s*=\s*{_ATTRIBUTE_VALUE}|(?i:{_BOOLEAN_ATTRIBUTES})(?![\w:.@-]))"
+)
+_OPEN_TAG = rf"{_TAG_NAME}(?:\s+{_ATTRIBUTE})*"
+_TAG = re.compile(
+    rf"{_OPEN_TAG}\s*/?|/{_TAG_NAME}\s*|(?i:!doctype\s.*)|!\[CDATA\[.*\]\]|\?.*\?",
+    re.DOTALL,
+)
+# A tag cut short by a ">" inside a quoted attribute value: <a title="x>y">.
+_OPEN_QUOTE = re.compile(rf"{_OPEN_TAG}\s+{_ATTRIBUTE_NAME}\s*=\s*(?:\"[^\"]*|'[^']*)")
 _EMAIL = re.compile(r"[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+")
 _BREAKING_TAGS = frozenset({"br", "p", "div", "li", "tr", "td", "th", "hr", "h1", "h2", "h3"})
 
@@ -195,10 +224,13 @@ class SpeakableFilter:
         if code_blocks == "placeholder" and not placeholder:
             raise ConfigurationError("code_placeholder must contain visible text")
         self._placeholder = placeholder if code_blocks == "placeholder" else ""
+        self._escapes = EscapeStripper()
         self.reset()
 
     def reset(self) -> None:
         """Forget everything: state, held characters, whitespace context."""
+        self._escapes.reset()
+        self._escaping = False  # an escape sequence is open (cached from the stripper)
         self._out: list[str] = []
         self._last = ""  # last character emitted; "" at the start of the output
         self._space_pending = False  # a space deferred inside a table row
@@ -231,6 +263,9 @@ class SpeakableFilter:
         """Clean ``delta`` and return the newly decided speakable text (maybe ``""``)."""
         if not isinstance(delta, str):
             raise TypeError(f"SpeakableFilter.feed() takes str, not {type(delta).__name__}")
+        if self._escaping or "\x1b" in delta:
+            delta = self._escapes.feed(delta)
+            self._escaping = self._escapes.holding
         if (
             self._hold is None
             and self._mode == "text"
@@ -248,7 +283,8 @@ class SpeakableFilter:
         """Decide everything held as if the input ended here; structural state is kept.
 
         Inside a code fence, a table row, a link destination or a URL path the filter stays
-        there, so text fed after a flush continues correctly. A URL host is spoken now.
+        there, so text fed after a flush continues correctly. A URL host is spoken now. An open
+        terminal escape sequence stays open (it is never spoken either way).
         """
         self._out = []
         while self._hold is not None and not self._kept_by_flush():
@@ -531,7 +567,17 @@ class SpeakableFilter:
 
     def _resolve_tag(self, c: str | None) -> bool:
         held = self._held
-        if c == ">" and len(held) > 1:
+        if held.startswith("<!--"):  # a comment may hold anything, line breaks and "<" too
+            if c is not None and len(held) < _MAX_COMMENT:
+                self._held = held + c
+                if c == ">" and held.endswith("--"):
+                    self._hold, self._held = None, ""
+                    self._prev = ">"
+                return True
+        elif c == ">" and len(held) > 1:
+            if _OPEN_QUOTE.fullmatch(held, 1):
+                self._held = held + c
+                return True
             self._hold, self._held = None, ""
             self._close_tag(held[1:])
             return True
@@ -553,7 +599,7 @@ class SpeakableFilter:
         elif _EMAIL.fullmatch(content):
             self._emit(content)
         elif _TAG.fullmatch(content):
-            name = re.split(r"[ \t/]", content.lstrip("/"), maxsplit=1)[0].lower()
+            name = re.split(r"[\s/]", content.lstrip("/"), maxsplit=1)[0].lower()
             if name in _BREAKING_TAGS:
                 self._space(False)
         else:
