@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .bridge import TurnMetrics, VoiceBridge
+from .bridge import VoiceBridge
 from .client import AudioFormat, ResultCallback, SpeechSynthesizer
 from .errors import (
     AudioError,
@@ -19,11 +19,14 @@ from .errors import (
     TransportError,
     VoiceBridgeError,
 )
+from .events import SpeechEvent
 from .session import SessionSettings
+from .turn import AudioChunk, TurnMetrics, TurnProgress, Word
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AudioChunk",
     "AudioError",
     "AudioFormat",
     "AuthenticationError",
@@ -36,12 +39,15 @@ __all__ = [
     "ResultCallback",
     "SessionSettings",
     "SourceError",
+    "SpeechEvent",
     "SpeechSynthesizer",
     "SynthesisTimeout",
     "TaskFailedError",
     "TransportError",
     "TurnMetrics",
+    "TurnProgress",
     "VoiceBridge",
     "VoiceBridgeError",
+    "Word",
     "__version__",
 ]

@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -233,13 +233,13 @@ class VoiceBridge:
             self._end(turn, reader)
         return self._result(turn, reader)
 
-    async def astream(self, source: object) -> AsyncIterator[bytes]:
+    async def astream(self, source: object) -> AsyncGenerator[bytes, None]:
         """Speak ``source`` and yield its audio chunks (16-bit mono PCM) as they reach the sinks."""
         async for event in self.astream_events(source):
             if isinstance(event, AudioChunk):
                 yield event.data
 
-    async def astream_events(self, source: object) -> AsyncIterator[SpeechEvent]:
+    async def astream_events(self, source: object) -> AsyncGenerator[SpeechEvent, None]:
         """Speak ``source`` and yield :class:`AudioChunk` and :class:`Word` items as they reach
         the sinks (a word after its audio), then the turn's :class:`TurnMetrics`. Closing the
         iterator early interrupts the turn."""

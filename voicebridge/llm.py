@@ -12,6 +12,13 @@ Shapes read, from objects (openai's pydantic models) or plain dicts alike:
 - Responses API events: ``response.output_text.delta`` is text, ``response.completed`` and
   ``response.incomplete`` end the turn, ``error`` and ``response.failed`` raise
   :class:`~voicebridge.errors.SourceError`. Every other event type is not spoken.
+- Agent frameworks (see :func:`_agent_framework_events`): LangChain message chunks
+  (``AIMessageChunk``; ``content`` a string or a list of content blocks, whose ``text`` blocks are
+  spoken; a ``finish_reason``/``stop_reason`` in ``response_metadata`` ends the turn), LangGraph
+  ``stream_mode="messages"`` items ``(chunk, metadata)`` (also as ``("messages", (chunk,
+  metadata))`` when several modes are streamed; only AI messages are spoken, never tool output),
+  and AutoGen's ``ModelClientStreamingChunkEvent`` (its ``content``; the complete ``TextMessage``
+  that follows the chunks is not spoken again; the closing ``TaskResult`` ends the turn).
 - A ``str`` (one piece), iterables and async iterables of ``str``, and of this module's own
   :class:`TextDelta` / :class:`EndOfTurn` events (so a wrapper that shows or logs the text can
   pass the events on). ``bytes`` items are UTF-8 (a character may be split between items);
@@ -114,6 +121,9 @@ class StreamReader:
             return self._decoded(bytes(item), final=False)
         if isinstance(item, TextDelta | EndOfTurn):  # a wrapper that already read its stream
             return [item] if not isinstance(item, TextDelta) or item.text else []
+        framework_events = _agent_framework_events(item)
+        if framework_events is not None:
+            return framework_events
         kind = _str_field(item, "type")
         if kind is not None:
             return self._typed_event(kind, item)
@@ -163,6 +173,62 @@ class StreamReader:
         if kind in _ERROR_EVENTS:
             raise _source_error(kind, item)
         return []
+
+
+_AI_MESSAGES = frozenset({"AIMessageChunk", "ai"})  # LangChain message types spoken
+_AUTOGEN_CHUNK = "ModelClientStreamingChunkEvent"
+_OTHER_MESSAGES = frozenset(  # LangChain message types never spoken
+    ("HumanMessageChunk", "human", "SystemMessageChunk", "system", "ToolMessageChunk", "tool",
+     "FunctionMessageChunk", "function", "ChatMessageChunk", "chat")
+)  # fmt: skip
+
+
+def _agent_framework_events(item: object) -> list[StreamEvent] | None:
+    """Events of a LangChain, LangGraph or AutoGen stream item; None for any other item."""
+    if isinstance(item, tuple) and len(item) == 2:  # LangGraph
+        first, second = item
+        if first == "messages":  # several stream modes: ("messages", (chunk, metadata))
+            return _agent_framework_events(second) or []
+        if isinstance(first, str):  # another mode's item, ("updates", {...}): nothing to say
+            return []
+        if isinstance(second, Mapping):  # stream_mode="messages": (chunk, metadata)
+            return _agent_framework_events(first) or []
+        return None
+    if type(item).__name__ == "TaskResult":  # AutoGen's run_stream() ends with it
+        return [EndOfTurn(_str_field(item, "stop_reason") or "stop")]
+    kind = _str_field(item, "type")
+    if kind == _AUTOGEN_CHUNK:
+        content = _str_field(item, "content")
+        return [TextDelta(content)] if content else []
+    if kind in _OTHER_MESSAGES:
+        return []  # the user's words, a system prompt, a tool's output
+    if kind not in _AI_MESSAGES:
+        return None
+    events: list[StreamEvent] = []
+    text = _content_text(_field(item, "content"))
+    if text:
+        events.append(TextDelta(text))
+    metadata = _field(item, "response_metadata")
+    reason = _str_field(metadata, "finish_reason") or _str_field(metadata, "stop_reason")
+    if reason:
+        events.append(EndOfTurn(reason))
+    return events
+
+
+def _content_text(content: object) -> str:
+    """LangChain message content: a string, or a list of content blocks of which the ``text``
+    blocks (and bare strings) are spoken; reasoning, tool-use and image blocks are not."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, Sequence):
+        return ""
+    pieces = []
+    for block in content:
+        if isinstance(block, str):
+            pieces.append(block)
+        elif _str_field(block, "type") == "text":
+            pieces.append(_str_field(block, "text") or "")
+    return "".join(pieces)
 
 
 def _choices_events(choices: Sequence[object]) -> list[StreamEvent]:
