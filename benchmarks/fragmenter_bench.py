@@ -7,7 +7,7 @@ and total time on growing copies of a decimals-heavy stress text, of run-on Engl
 (garbage collector paused while timing); nothing is asserted.
 
     .venv/bin/pip install stream2sentence==1.1.0   # benchmark-only dependency
-    .venv/bin/python benchmarks/fragmenter_bench.py [--quick]
+    .venv/bin/python benchmarks/fragmenter_bench.py [--quick] [--plot FILE.png]
 
 ``--quick`` is a smoke run: one repetition per measurement, linearity up to 21,000 characters,
 and stream2sentence (quadratic: about a minute on 2,100 decimals characters) left out of the
@@ -192,9 +192,51 @@ def lag_after_boundary(text: str, tokens: list[str], run: Run) -> str:
     return str(run.first_token - token_index)
 
 
+def plot_cost(path: str, quick: bool) -> None:
+    """``--plot FILE.png``: total time against input length on the decimals stress text, both
+    splitters, and time per input character (flat when linear, rising when quadratic); prints
+    the points drawn. stream2sentence stops at 2,100 characters (quadratic: ~6 s there)."""
+    from plotting import line_chart
+
+    sizes = [262, 525, 1050, 2100, 21_000, 210_000] if not quick else [131, 262, 525, 5250]
+    largest_quadratic = 525 if quick else 2100
+    repetition = "One run" if quick else "Fastest of 3 runs"
+    series: dict[str, dict[str, list[float]]] = {}
+    for name, make in SPLITTERS.items():
+        runs = [
+            measure(make, tokens_of(decimals(size)), 1 if quick else 3).total_ns / 1e6
+            if make is voicebridge_splitter or size <= largest_quadratic
+            else float("nan")  # not measured: no point drawn
+            for size in sizes
+        ]
+        series[name] = {
+            "total time (ms, log scale)": runs,
+            "time per input character (µs, log scale)": [
+                ms * 1000 / size for ms, size in zip(runs, sizes, strict=True)
+            ],
+        }
+    print("\n| characters | " + " | ".join(f"{name} ms" for name in series) + " |")
+    print("|---:|" + "---:|" * len(series))
+    for index, size in enumerate(sizes):
+        cells = [f"{m['total time (ms, log scale)'][index]:.1f}" for m in series.values()]
+        print(f"| {size:,} | " + " | ".join(c.replace("nan", "-") for c in cells) + " |")
+    line_chart(
+        path,
+        "Fragmenter cost against input length (decimals stress text, tokens of 1-4 characters)",
+        "input length (characters, log scale)",
+        sizes,
+        series,
+        log_x=True,
+        log_y=True,
+        note=f"Linear cost is a flat line on the right. {repetition}; stream2sentence is "
+        f"measured up to {largest_quadratic:,} characters (quadratic).",
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 repetition, small sizes")
+    parser.add_argument("--plot", metavar="FILE.png", help="also draw the cost against length")
     args = parser.parse_args()
     repeats = 1 if args.quick else 5
     corpora = {
@@ -286,6 +328,8 @@ def main() -> None:
             f"{c} {table[c, theirs] / table[c, ours]:.1f}x" for c in corpora if (c, theirs) in table
         )
         print(f"{label} per-token speed-up: {speedups}")
+    if args.plot:
+        plot_cost(args.plot, args.quick)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ The LLM, first that applies:
 Errors of the LLM client (unreachable, refused, failed mid-stream) come out of :meth:`Chat.ask`
 as one :class:`~voicebridge.errors.SourceError` line. The reply is written to ``out`` by the
 thread that :class:`~voicebridge.bridge.VoiceBridge` reads the LLM stream on, as it reads it.
+An interrupted reply joins the history cut to what the listener heard
+(:attr:`~voicebridge.turn.TurnMetrics.heard_text`), so the LLM does not believe it said the rest.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
@@ -40,11 +45,13 @@ from .cli import (
 from .config import resolve_url
 from .errors import SourceError, VoiceBridgeError
 from .llm import StreamEvent, TextDelta, iter_events
+from .progress import StatusLine
 
 if TYPE_CHECKING:
     import openai
 
-    from .bridge import VoiceBridge
+    from .bridge import TurnMetrics, VoiceBridge
+    from .local_llm import LocalLLM
 
 __all__ = [
     "Chat",
@@ -156,15 +163,16 @@ class Chat:
             self.messages.append({"role": "system", "content": system})
 
     def ask(self, text: str) -> TurnReport:
-        """Send ``text``, show and speak the reply; the reply (even a partial one, after an
-        interrupt) joins the history. Speech errors propagate; the LLM client's errors come as
-        one :class:`SourceError` line."""
+        """Send ``text``, show and speak the reply; the reply joins the history, cut to what was
+        heard when the turn was interrupted (nothing heard: the question is dropped too). Speech
+        errors propagate; the LLM client's errors come as one :class:`SourceError` line."""
         import openai
 
         self.messages.append({"role": "user", "content": text})
         sent = time.monotonic()
         pieces: list[str] = []
         first_token: list[float] = []
+        metrics: TurnMetrics | None = None
         try:
             stream = self.client.chat.completions.create(
                 model=self.model,
@@ -180,10 +188,12 @@ class Chat:
             self.out.write("\n")
             self.out.flush()
             reply = "".join(pieces)
+            if metrics is not None and metrics.interrupted:
+                reply = metrics.heard_text.strip()
             if reply:
                 self.messages.append({"role": "assistant", "content": reply})
             else:
-                self.messages.pop()  # nothing came back: forget the question
+                self.messages.pop()  # nothing came back, or none of it was heard
         ttft = first_token[0] - sent if first_token else None
         to_audio = metrics.time_to_first_audio
         return TurnReport(
@@ -219,10 +229,37 @@ def _llm_error(exc: openai.APIError, base_url: str) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+@contextlib.contextmanager
+def ctrl_c_barges_in(bridge: VoiceBridge) -> Iterator[None]:
+    """While a reply is spoken, Ctrl-C is a barge-in: :meth:`VoiceBridge.interrupt`, and the
+    turn returns its metrics (what was heard included). Before the reply starts, or pressed a
+    second time, Ctrl-C raises :class:`KeyboardInterrupt` as usual. Only the main thread can
+    handle signals: on any other thread this changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def barge_in(signum: int, frame: FrameType | None) -> None:
+        if bridge.progress is None:  # no turn is running: nothing to barge into
+            raise KeyboardInterrupt
+        signal.signal(signal.SIGINT, previous)
+        bridge.interrupt()
+
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is None:  # set outside Python: put Python's own back afterwards
+        previous = signal.default_int_handler
+    signal.signal(signal.SIGINT, barge_in)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def converse(chat: Chat, read_line: Callable[[str], str] = input, *, echo: bool = False) -> None:
     """The interactive loop: until EOF, ``/quit`` or Ctrl-C at the prompt. Ctrl-C during a
-    reply interrupts it (barge-in) and comes back to the prompt. ``echo`` writes each message
-    after its prompt, for input that a terminal does not show (a pipe, a file)."""
+    reply interrupts it (barge-in, :func:`ctrl_c_barges_in`) and comes back to the prompt.
+    ``echo`` writes each message after its prompt, for input that a terminal does not show (a
+    pipe, a file)."""
     out = chat.out
     while True:
         try:
@@ -239,7 +276,8 @@ def converse(chat: Chat, read_line: Callable[[str], str] = input, *, echo: bool 
         out.write("bot> ")
         out.flush()
         try:
-            report = chat.ask(text)
+            with ctrl_c_barges_in(chat.bridge):
+                report = chat.ask(text)
         except KeyboardInterrupt:
             out.write("[interrupted]\n")
             continue
@@ -249,7 +287,7 @@ def converse(chat: Chat, read_line: Callable[[str], str] = input, *, echo: bool 
         except VoiceBridgeError as exc:
             out.write(f"[speech error: {error_line(exc)}]\n")
             continue
-        out.write(report.summary() + "\n")
+        out.write("[interrupted]\n" if report.interrupted else report.summary() + "\n")
         out.flush()
 
 
@@ -313,15 +351,7 @@ def run(args: argparse.Namespace) -> int:
         bridge.preconnect()  # the WebSocket handshake now, not after the first token
         base_url = endpoint.base_url
         if llm is not None:
-            from .local_llm import DOWNLOAD_MB, cache_dir, cached_model
-
-            if cached_model() is None:
-                status.write(
-                    f"downloading the local LLM ({DOWNLOAD_MB} MB, once) into {cache_dir()}\n"
-                )
-            status.write(f"starting the {endpoint.label}...\n")
-            status.flush()
-            base_url = stack.enter_context(llm).base_url
+            base_url = start_local_llm(stack.enter_context, llm, endpoint.label, status)
         client = stack.enter_context(
             openai.OpenAI(base_url=base_url, api_key=endpoint.api_key, max_retries=1)
         )
@@ -337,6 +367,36 @@ def run(args: argparse.Namespace) -> int:
         report = chat.ask(args.message)
         print(report.summary())
     return 0
+
+
+def start_local_llm(
+    enter: Callable[[LocalLLM], LocalLLM], llm: LocalLLM, label: str, status: TextIO
+) -> str:
+    """Start ``llm`` through ``enter`` (an ExitStack's ``enter_context``) and return its base URL.
+    On a terminal a live line says what it waits for (the download, then the model loading)
+    and for how long; elsewhere one line says so. Either way one line ends it: ready, and after
+    how many seconds."""
+    from .local_llm import DOWNLOAD_MB, cache_dir, cached_model
+
+    started = time.monotonic()
+    downloading = cached_model() is None
+    download = f"downloading the local LLM ({DOWNLOAD_MB} MB, once) into {cache_dir()}"
+
+    def waiting() -> str:
+        seconds = time.monotonic() - started
+        if downloading and cached_model() is None:
+            return f"{download}: {seconds:.0f} s"
+        return f"starting the {label}: loading the model, {seconds:.1f} s"
+
+    line = StatusLine(status, waiting)
+    if not line.enabled:
+        status.write((f"{download}\n" if downloading else "") + f"starting the {label}...\n")
+        status.flush()
+    with line:
+        base_url = enter(llm).base_url
+    status.write(f"{label} ready in {time.monotonic() - started:.1f} s\n")
+    status.flush()
+    return base_url
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,31 +4,46 @@ With no ``DASHSCOPE_API_KEY`` and no ``--url``, ``speak`` and ``chat`` use the e
 server (offline speech); with a key, the real CosyVoice service.
 
 A user error is one line on stderr and an exit status, never a traceback: 2 for a bad argument
-(checked before anything connects), 1 for what goes wrong later, 130 for Ctrl-C. The library's
-own log stays silent unless ``-v`` is given, so an error is printed once.
+(checked before anything connects, the run-task options by the library's own rules), 1 for what
+goes wrong later, 130 for Ctrl-C. The library's own log stays silent unless ``-v`` is given, so
+an error is printed once.
+
+``speak`` shows a live progress line while stderr is a terminal (:mod:`voicebridge.progress`)
+and ends with a one-line summary (``-q``: neither). Files it writes besides the WAV (subtitles,
+word timings) appear whole once the turn is done, or not at all.
 """
 
 from __future__ import annotations
 
 import argparse
 import codecs
+import contextlib
+import json
 import logging
 import os
+import secrets
+import stat
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO, NoReturn
+from typing import Any, BinaryIO, NoReturn
 from urllib.parse import urlsplit
 
 from . import __version__
-from .audio import Sink, WavFileSink
+from .audio import MeteredSink, Sink, WavFileSink
 from .bridge import TurnMetrics, VoiceBridge
-from .errors import AudioError, TaskFailedError, VoiceBridgeError
+from .errors import AudioError, ConfigurationError, TaskFailedError, VoiceBridgeError
+from .options import synthesis_parameters
+from .progress import StatusLine, describe_speaking
+from .protocol import LANGUAGE_HINTS, MAX_INSTRUCTION_CHARACTERS, SEED_RANGE
+from .subtitles import build_cues, format_srt, format_vtt, subtitle_format, words_json
 from .voices import MODEL_VOICES, model_voices
 
 __all__ = [
     "add_output_arguments",
     "add_speech_arguments",
+    "add_task_arguments",
     "bridge_options",
     "choose_sinks",
     "error_line",
@@ -90,6 +105,34 @@ def positive_int(text: str) -> int:
     return int(_between(1, sys.maxsize, int)(text))
 
 
+def _json_object(text: str) -> dict[str, object]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("a JSON object is expected, e.g. '{\"replace\": [...]}'")
+    return value
+
+
+def _new_file(text: str) -> str:
+    """A file to create: its folder must exist, and it must not be a folder."""
+    folder = os.path.dirname(os.path.abspath(text))
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory")
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"no such directory: {folder!r}")
+    return text
+
+
+def _subtitle_file(text: str) -> str:
+    try:
+        subtitle_format(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return _new_file(text)
+
+
 def _onnx_file(text: str) -> str:
     if not Path(text).is_file():
         raise argparse.ArgumentTypeError(f"no such file: {text!r} (a Piper voice, PATH.onnx)")
@@ -148,6 +191,67 @@ def _add_engine_arguments(group: argparse._ArgumentGroup) -> None:
     )
 
 
+def add_task_arguments(parser: argparse.ArgumentParser) -> None:
+    """The optional run-task parameters (``speak`` and ``chat``); the library checks them
+    (:func:`voicebridge.options.synthesis_parameters`) before anything connects."""
+    group = parser.add_argument_group("run-task options (sent with every task)")
+    group.add_argument(
+        "--language-hint",
+        dest="language_hints",
+        action="append",
+        metavar="CODE",
+        help=f"the text's language: {', '.join(LANGUAGE_HINTS)} (the service reads the first; "
+        "the local server picks its espeak-ng voice by it)",
+    )
+    low, high = SEED_RANGE
+    group.add_argument("--seed", type=int, help=f"sampling seed, {low}-{high}")
+    group.add_argument(
+        "--instruction",
+        metavar="TEXT",
+        help=f"a style instruction for voices that take one (at most "
+        f"{MAX_INSTRUCTION_CHARACTERS} characters)",
+    )
+    group.add_argument(
+        "--hot-fix",
+        type=_json_object,
+        metavar="JSON",
+        help='pronunciations and replacements: \'{"pronunciation": [{"word": "pinyin"}], '
+        '"replace": [{"word": "replacement"}]}\'',
+    )
+    group.add_argument(
+        "--markdown-filter",
+        dest="enable_markdown_filter",
+        action=argparse.BooleanOptionalAction,
+        help="ask the service to filter Markdown out (default: the service's own default)",
+    )
+
+
+def _check_task_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The library's check of every synthesis option, as an argument error (one line, 2)."""
+    try:
+        synthesis_parameters(
+            model=args.tts_model,
+            voice=args.voice,
+            sample_rate=args.sample_rate,
+            volume=args.volume,
+            rate=args.rate,
+            pitch=args.pitch,
+            **_task_options(args),
+        )
+    except ConfigurationError as exc:
+        parser.error(str(exc))
+
+
+def _task_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "language_hints": args.language_hints,
+        "seed": args.seed,
+        "instruction": args.instruction,
+        "hot_fix": args.hot_fix,
+        "enable_markdown_filter": args.enable_markdown_filter,
+    }
+
+
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     """Where the audio goes (``speak`` and ``chat``); see :func:`choose_sinks`."""
     out = parser.add_argument_group("output")
@@ -170,7 +274,8 @@ def _engine(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 
 def bridge_options(args: argparse.Namespace) -> dict[str, object]:
-    """``VoiceBridge`` keyword arguments from :func:`add_speech_arguments`' arguments."""
+    """``VoiceBridge`` keyword arguments from :func:`add_speech_arguments`' and
+    :func:`add_task_arguments`' arguments."""
     return {
         "voice": args.voice,
         "model": args.tts_model,
@@ -181,6 +286,7 @@ def bridge_options(args: argparse.Namespace) -> dict[str, object]:
         "url": args.url,
         "engine": args.engine,
         "piper_voice": args.piper_voice,
+        **_task_options(args),
     }
 
 
@@ -254,18 +360,24 @@ def read_stream(stream: BinaryIO) -> Iterator[str]:
             return
 
 
-def _text_source(args: argparse.Namespace) -> object:
+def _text_source(args: argparse.Namespace) -> tuple[object, int | None]:
+    """What to speak and its length in characters when it is known (an argument, a regular
+    file: read whole; a pipe or stdin: streamed as it arrives, length unknown)."""
     if args.text is not None:
-        return args.text
+        return args.text, len(args.text)
     if args.file not in (None, "-"):
         try:
             handle = open(args.file, "rb")  # noqa: SIM115 - closed when the stream ends
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return _closing(read_stream(handle), handle), None
+            with handle:
+                text = handle.read().decode("utf-8", errors="replace")
         except OSError as exc:
             raise VoiceBridgeError(f"cannot read {args.file!r}: {exc.strerror}") from exc
-        return _closing(read_stream(handle), handle)
+        return text, len(text)
     if args.file is None and sys.stdin.isatty():
         raise VoiceBridgeError("give TEXT, --file PATH, or pipe text into stdin")
-    return read_stream(sys.stdin.buffer)
+    return read_stream(sys.stdin.buffer), None
 
 
 def _closing(texts: Iterator[str], handle: BinaryIO) -> Iterator[str]:
@@ -273,27 +385,88 @@ def _closing(texts: Iterator[str], handle: BinaryIO) -> Iterator[str]:
         yield from texts
 
 
-def format_metrics(metrics: TurnMetrics) -> str:
+def format_metrics(metrics: TurnMetrics, wall_seconds: float) -> str:
+    """The one-line summary of a turn (``wall_seconds``: how long the command took to speak)."""
+
     def ms(value: float | None) -> str:
         return "-" if value is None else f"{value * 1000:.0f} ms"
 
+    rtf = "-" if metrics.real_time_factor is None else f"{metrics.real_time_factor:.2f}"
     return (
-        f"audio {metrics.audio_seconds:.2f} s, first audio after {ms(metrics.time_to_first_audio)}"
-        f", {metrics.billed_characters} billed characters, {len(metrics.task_ids)} task(s)"
-        + (", interrupted" if metrics.interrupted else "")
+        f"spoke {len(metrics.text):,} characters, {metrics.audio_seconds:.1f} s of audio in "
+        f"{wall_seconds:.1f} s (real-time factor {rtf}), first audio after "
+        f"{ms(metrics.time_to_first_audio)}, {metrics.billed_characters:,} billed characters, "
+        f"{len(metrics.task_ids)} task(s)" + (", interrupted" if metrics.interrupted else "")
     )
 
 
 def _cmd_speak(args: argparse.Namespace) -> int:
-    source = _text_source(args)
+    source, total = _text_source(args)
     sinks, where = choose_sinks(
         args.out, play=not args.no_play, device=args.device, default_wav="voicebridge-speak.wav"
     )
-    with VoiceBridge(sinks=sinks, **bridge_options(args)) as bridge:  # type: ignore[arg-type]
-        metrics = bridge.speak(source)  # Ctrl-C: speak() barges in, main() reports it
+    realtime = any(isinstance(sink, MeteredSink) for sink in sinks)
+    options = bridge_options(args)
+    if args.subtitles or args.words:
+        options["word_timestamps"] = True
+    started = time.monotonic()
+    with VoiceBridge(sinks=sinks, **options) as bridge:  # type: ignore[arg-type]
+
+        def status() -> str:
+            unplayed = bridge.pipeline.buffered_seconds if realtime else None
+            return describe_speaking(bridge.progress, total, unplayed)
+
+        quiet = args.quiet or args.verbose > 0  # a redrawn line and log lines do not mix
+        with StatusLine(sys.stderr, status, enabled=False if quiet else None):
+            metrics = bridge.speak(source)  # Ctrl-C: speak() barges in, main() reports it
+    wall = time.monotonic() - started
+    written = _write_timings(args, metrics)
     if not args.quiet:
-        print(f"voicebridge: {format_metrics(metrics)}; {where}", file=sys.stderr)
+        summary = "; ".join([format_metrics(metrics, wall), where, *written])
+        print(f"voicebridge: {summary}", file=sys.stderr)
     return 0
+
+
+def _write_timings(args: argparse.Namespace, metrics: TurnMetrics) -> list[str]:
+    """Write ``--subtitles`` and ``--words`` (both or neither); say what was written."""
+    files: dict[str, str] = {}
+    if (args.subtitles or args.words) and metrics.text.strip() and not metrics.words:
+        raise VoiceBridgeError(
+            "the speech service sent no word timings, so no subtitles or word file was written"
+        )
+    if args.subtitles:
+        cues = build_cues(metrics.text, metrics.words, audio_end=metrics.audio_seconds)
+        form = format_srt if subtitle_format(args.subtitles) == "srt" else format_vtt
+        files[args.subtitles] = form(cues)
+    if args.words:
+        files[args.words] = words_json(metrics.words)
+    publish_files(files)
+    return [
+        f"{'subtitles' if path == args.subtitles else 'words'} written to {path}" for path in files
+    ]
+
+
+def publish_files(files: dict[str, str]) -> None:
+    """Write each ``path: text`` (UTF-8) into a hidden file beside it, and rename them into place
+    once all are written: a file appears whole or not at all; an error is raised as one line."""
+    parts: dict[str, str] = {}
+    try:
+        for path, text in files.items():
+            folder, name = os.path.split(os.path.abspath(path))
+            part = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.part")
+            with open(part, "x", encoding="utf-8", newline="\n") as file:  # the umask's mode
+                parts[path] = part
+                file.write(text)
+        for path, part in parts.items():
+            os.replace(part, path)
+    except OSError as exc:
+        raise VoiceBridgeError(
+            f"cannot write {exc.filename or 'a file'!r}: {exc.strerror}"
+        ) from exc
+    finally:
+        for part in parts.values():
+            with contextlib.suppress(OSError):
+                os.unlink(part)
 
 
 # --------------------------------------------------------------------------- serve, voices, devices
@@ -349,8 +522,24 @@ def build_parser() -> argparse.ArgumentParser:
     speak.add_argument("text", nargs="?", help="the text (default: read stdin as it arrives)")
     speak.add_argument("--file", help="read text from this file ('-' for stdin)")
     add_speech_arguments(speak)
+    add_task_arguments(speak)
     add_output_arguments(speak)
-    speak.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    timing = speak.add_argument_group("word timing (written once the text is spoken)")
+    timing.add_argument(
+        "--subtitles",
+        type=_subtitle_file,
+        metavar="FILE.srt|FILE.vtt",
+        help="subtitles timed by the words (SubRip or WebVTT, by the extension)",
+    )
+    timing.add_argument(
+        "--words",
+        type=_new_file,
+        metavar="FILE.json",
+        help='each word\'s time: [{"text", "start", "end"}], seconds from the start of the audio',
+    )
+    speak.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress line and no summary line"
+    )
     speak.set_defaults(handler=_cmd_speak, parser=speak)
 
     from .chat import add_arguments as add_chat_arguments
@@ -358,6 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     chat = commands.add_parser("chat", help="talk with an LLM that speaks while it writes")
     add_chat_arguments(chat)
+    add_task_arguments(chat)
     chat.set_defaults(handler=run_chat, parser=chat)
 
     serve = commands.add_parser("serve", help="run the local CosyVoice-compatible server")
@@ -382,6 +572,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if hasattr(args, "engine"):
         _engine(args.parser, args)
+    if hasattr(args, "seed"):
+        _check_task_options(args.parser, args)
     level = {0: logging.CRITICAL + 1, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
