@@ -89,9 +89,10 @@ class VoiceBridge:
         hot_fix: Mapping[str, Any] | None = None,
         enable_markdown_filter: bool | None = None,
     ) -> None:
-        key = resolve_api_key(api_key)
+        # Rebound at once: no plain-text key stays in this frame (traceback locals).
+        api_key = resolve_api_key(api_key)
         embedded = (
-            url is None and key is None and not os.environ.get("DASHSCOPE_WEBSOCKET_BASE_URL")
+            url is None and api_key is None and not os.environ.get("DASHSCOPE_WEBSOCKET_BASE_URL")
         )
         if not embedded:
             url = resolve_url(url)
@@ -144,7 +145,7 @@ class VoiceBridge:
         self._driver = SessionDriver(
             self._core,
             url,
-            api_key=key,
+            api_key=api_key,
             connect_timeout=connect_timeout,
             deliver=self._deliver,
             words=self._words,
@@ -159,7 +160,9 @@ class VoiceBridge:
         self._closed = False
 
     def __repr__(self) -> str:
-        p = self.parameters
+        p = getattr(self, "parameters", None)  # None while __init__ runs (traceback locals)
+        if p is None:
+            return "VoiceBridge(<not constructed>)"
         return f"VoiceBridge(voice={p.voice!r}, model={p.model!r}, url={self.url!r})"
 
     @property
@@ -201,7 +204,8 @@ class VoiceBridge:
 
         Raises :class:`SourceError` (the source's own exception chained) after speaking what
         arrived when the source fails, and the turn's error, with ``unspoken_text``, when the
-        service could not speak all of it."""
+        service could not speak all of it (the text read and not spoken; the source is then
+        closed and read no further)."""
         turn, reader = self._begin(source)
         try:
             reader.start()
@@ -212,7 +216,7 @@ class VoiceBridge:
             self.interrupt()
             raise
         finally:
-            self._end()
+            self._end(turn, reader)
         return self._result(turn, reader)
 
     async def aspeak(self, source: object) -> TurnMetrics:
@@ -228,7 +232,7 @@ class VoiceBridge:
             await self.ainterrupt()
             raise
         finally:
-            self._end()
+            self._end(turn, reader)
         return self._result(turn, reader)
 
     async def astream(self, source: object) -> AsyncGenerator[bytes, None]:
@@ -328,9 +332,9 @@ class VoiceBridge:
             reader = SourceReader(
                 source,
                 turn,
-                text=lambda text: call(self._core.feed, text),
-                flush=lambda: call(self._core.flush),
-                end=lambda: call(self._core.end_turn),
+                text=lambda text: call(self._core.feed, turn, text),
+                flush=lambda: call(self._core.flush, turn),
+                end=lambda: call(self._core.end_turn, turn),
             )
             self._readers = [r for r in self._readers if not r.join_now()]
             self._readers.append(reader)
@@ -351,7 +355,9 @@ class VoiceBridge:
     def _drain_timeout(self) -> float:
         return self._pipeline.buffered_seconds + _DRAIN_MARGIN
 
-    def _end(self) -> None:
+    def _end(self, turn: Turn, reader: SourceReader) -> None:
+        if turn.error is not None:  # the turn failed: its source is read no further
+            reader.stop()
         self._reader = self._turn = None
         self._lock.release()
 

@@ -129,6 +129,8 @@ class SpeechSynthesizer:
         connect_timeout: float = 5.0,
         start_timeout: float = 10.0,
     ) -> None:
+        # Rebound at once: no plain-text key stays in this frame (traceback locals).
+        api_key = resolve_api_key(api_key)
         if not model or not voice:
             raise ConfigurationError("model and voice are required")
         self.parameters = SynthesisParameters(
@@ -142,7 +144,7 @@ class SpeechSynthesizer:
             extra=dict(additional_params or {}),
         )
         self.url = resolve_url(url)
-        self._api_key = resolve_api_key(api_key)
+        self._api_key = api_key
         self._headers = dict(headers or {})
         if workspace:
             self._headers["X-DashScope-WorkSpace"] = workspace
@@ -162,6 +164,8 @@ class SpeechSynthesizer:
         self._last_response: str | None = None
 
     def __repr__(self) -> str:
+        if not hasattr(self, "url"):  # __init__ is still running (traceback locals)
+            return "SpeechSynthesizer(<not constructed>)"
         p = self.parameters
         return f"SpeechSynthesizer(model={p.model!r}, voice={p.voice!r}, url={self.url!r})"
 

@@ -21,7 +21,9 @@ Shapes read, from objects (openai's pydantic models) or plain dicts alike:
   that follows the chunks is not spoken again; the closing ``TaskResult`` ends the turn).
 - A ``str`` (one piece), iterables and async iterables of ``str``, and of this module's own
   :class:`TextDelta` / :class:`EndOfTurn` events (so a wrapper that shows or logs the text can
-  pass the events on).
+  pass the events on). ``bytes`` items are UTF-8 (a character may be split between items);
+  bytes that are not UTF-8 become U+FFFD, with a warning.
+- Any other item is skipped with a warning, once per kind (type) of item, naming it.
 
 End of turn is surfaced by :func:`iter_events` / :func:`aiter_events` as an :class:`EndOfTurn`
 event (flush now: the text of this turn is complete); reading goes on after it, so a trailing
@@ -33,6 +35,7 @@ stream the caller stops reading (barge-in) releases its HTTP connection.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import inspect
 import logging
@@ -102,16 +105,20 @@ def _str_field(obj: object, name: str) -> str | None:
 class StreamReader:
     """I/O-free core shared by the sync and async readers: one stream item in, events out.
 
-    Use one reader per stream: it remembers whether it already warned about unknown items.
+    Use one reader per stream: it holds a character split between ``bytes`` items, and
+    remembers which kinds of items it already warned about. Call :meth:`finish` at the end.
     """
 
     def __init__(self) -> None:
-        self._warned = False
+        self._warned: set[str] = set()  # kinds of items already named in a warning
+        self._utf8 = codecs.getincrementaldecoder("utf-8")("replace")
 
     def feed(self, item: object) -> list[StreamEvent]:
         """Events for one stream item; raises SourceError for ``error``/``response.failed``."""
         if isinstance(item, str):
             return [TextDelta(item)] if item else []
+        if isinstance(item, bytes | bytearray):
+            return self._decoded(bytes(item), final=False)
         if isinstance(item, TextDelta | EndOfTurn):  # a wrapper that already read its stream
             return [item] if not isinstance(item, TextDelta) or item.text else []
         framework_events = _agent_framework_events(item)
@@ -123,14 +130,31 @@ class StreamReader:
         choices = _field(item, "choices")
         if isinstance(choices, Sequence) and not isinstance(choices, str):
             return _choices_events(choices)
-        if not self._warned:
-            self._warned = True
-            logger.warning(
-                "LLM stream item of type %s is neither text nor a known OpenAI shape; "
-                "skipping such items",
-                type(item).__name__,
-            )
+        self._warn_once(
+            type(item).__name__,
+            "LLM stream item of type %s is neither text nor a known OpenAI shape; "
+            "skipping such items",
+        )
         return []
+
+    def finish(self) -> list[StreamEvent]:
+        """The stream ended: a character left incomplete by the last ``bytes`` item."""
+        return self._decoded(b"", final=True)
+
+    def _decoded(self, data: bytes, *, final: bool) -> list[StreamEvent]:
+        text = self._utf8.decode(data, final)
+        if "\ufffd" in text and b"\xef\xbf\xbd" not in data:
+            self._warn_once(
+                "bytes", "LLM stream items of type %s that are not valid UTF-8: each "
+                "undecodable byte sequence is replaced by U+FFFD"
+            )  # fmt: skip
+        return [TextDelta(text)] if text else []
+
+    def _warn_once(self, kind: str, message: str) -> None:
+        """Log ``message % kind`` the first time ``kind`` comes up."""
+        if kind not in self._warned:
+            self._warned.add(kind)
+            logger.warning(message, kind)
 
     def _typed_event(self, kind: str, item: object) -> list[StreamEvent]:
         if kind in _TEXT_EVENTS:
@@ -268,6 +292,7 @@ def _events(source: Iterable[object]) -> Generator[StreamEvent, None, None]:
     try:
         for item in source:
             yield from reader.feed(item)
+        yield from reader.finish()
     finally:
         close_source(source)
 
@@ -341,6 +366,8 @@ async def _aevents(
             for item in source:
                 for event in reader.feed(item):
                     yield event
+        for event in reader.finish():
+            yield event
     finally:
         await aclose_source(source)
 

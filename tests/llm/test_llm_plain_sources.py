@@ -48,15 +48,14 @@ def test_async_iterables_and_sync_iterables_in_async() -> None:
     assert asyncio.run(main()) == [["Hi", " there"], ["a", "b"], ["whole"]]
 
 
-def test_none_and_unknown_items_are_skipped_with_one_warning(
+def test_none_and_unknown_items_are_skipped_with_one_warning_per_kind(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="voicebridge.llm"):
-        pieces = list(iter_text(["a", None, 3, b"bytes", None, "b"]))
-    assert pieces == ["a", "b"]
+        pieces = list(iter_text(["a", None, 3, b"bytes", None, 4, "b"]))
+    assert pieces == ["a", "bytes", "b"]  # bytes are UTF-8 text
     assert "None" not in "".join(pieces)
-    assert len(caplog.records) == 1
-    assert "NoneType" in caplog.records[0].getMessage()
+    assert [r.getMessage().split()[5] for r in caplog.records] == ["NoneType", "int"]
 
 
 def test_unreadable_sources_raise_type_error_at_call_time() -> None:

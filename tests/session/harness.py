@@ -112,10 +112,10 @@ class Loop:
 
     def feed(self, *pieces: str) -> None:
         for piece in pieces:
-            self.run(self.core.feed(piece, self.now))
+            self.run(self.core.feed(self.core.turn, piece, self.now))
 
     def end(self) -> None:
-        self.run(self.core.end_turn(self.now))
+        self.run(self.core.end_turn(self.core.turn, self.now))
 
     def advance(self, seconds: float) -> None:
         """Move the clock, firing every deadline on the way (as the driver thread would)."""

@@ -145,9 +145,10 @@ class SessionCore:
             self._task_turn = turn  # a task started by preconnect() speaks for this turn
         return self._take(now)
 
-    def feed(self, text: str, now: float) -> list[Action]:
-        turn = self._active()
-        if turn is None or not text:
+    def feed(self, turn: Turn, text: str, now: float) -> list[Action]:
+        """Text of ``turn``'s source. The source calls of a turn that is over (failed,
+        cancelled) are ignored: a reader still running must never speak into the next turn."""
+        if turn is not self._active() or not text:
             return []
         turn.characters_read += len(text)
         if turn.first_text_at is None:
@@ -158,15 +159,15 @@ class SessionCore:
             return []
         return self._queued(now)
 
-    def flush(self, now: float) -> list[Action]:
+    def flush(self, turn: Turn, now: float) -> list[Action]:
         """The source says its text so far is complete: send and flush all of it."""
-        if self._active() is not None and self._outbox.flush():
+        if turn is self._active() and self._outbox.flush():
             return self._queued(now)
         return self._take(now)
 
-    def end_turn(self, now: float) -> list[Action]:
+    def end_turn(self, turn: Turn, now: float) -> list[Action]:
         """The source is exhausted: speak what is left, then end the turn."""
-        if self._active() is not None:
+        if turn is self._active():
             self._source_done = True
             if self._outbox.end():
                 return self._queued(now)
@@ -215,11 +216,16 @@ class SessionCore:
         return self.connect_failed(conn, error, now)
 
     def closed(self, conn: int, error: VoiceBridgeError | None, now: float) -> list[Action]:
+        """The server closed ``conn``. During a turn that is a failure, also with no task
+        running: the turn would reopen the link at once, so it gets the turn's backoff and
+        budget (a gateway that closes every connection must not be reopened in a loop).
+        Between turns the link is dropped; a preconnect() wish ends with it."""
         if conn == self._conn:
-            if self._protocol.task_active or self._ledger_busy():
-                self._fail(error or ConnectionLost("the connection closed during a task"), now)
+            if self._protocol.task_active or self._ledger_busy() or self._active() is not None:
+                self._fail(error or ConnectionLost("the connection closed during a turn"), now)
             else:  # an idle connection closed (the service's 60 s idle close): open one later
                 self._drop_link()
+                self._want_link = self._want_task = False
         return self._take(now)
 
     def control_frame(self, conn: int, now: float) -> None:
