@@ -129,6 +129,17 @@ def test_a_non_ascii_configured_key_matches_its_utf8_bytes(make_server: MakeServ
     assert raw_handshake(server.url, b"Bearer sk-other").startswith(b"HTTP/1.1 401")
 
 
+def test_no_log_level_shows_a_clients_key(
+    make_server: MakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server = make_server(api_key="sk-secret-in-the-header")
+    assert raw_handshake(server.url, b"Bearer sk-secret-in-the-header").startswith(b"HTTP/1.1 101")
+    assert raw_handshake(server.url, b"Bearer sk-wrong-key-also-secret").startswith(b"HTTP/1.1 401")
+    assert caplog.records, "the server logged at DEBUG"
+    assert "secret" not in caplog.text
+
+
 def test_deeply_nested_json_gets_task_failed_and_no_traceback(
     tone_server: ServerThread, caplog: pytest.LogCaptureFixture
 ) -> None:

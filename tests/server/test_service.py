@@ -220,6 +220,13 @@ def test_sentences_and_tail_rebuild_the_text(value: str) -> None:
     assert all(s.strip() for s in sentences)
 
 
+def test_the_full_stops_of_other_scripts_end_sentences() -> None:
+    text = "नमस्ते। ສະບາຍດີ။ សួស្តី។ مرحبا؟ and more"
+    sentences, tail = split_sentences(text)
+    assert [s.strip() for s in sentences] == ["नमस्ते।", "ສະບາຍດີ။", "សួស្តី។", "مرحبا؟"]
+    assert tail == "and more"
+
+
 # --------------------------------------------------------------------------- flush (issue 11)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -35,6 +36,11 @@ __all__ = ["PATH", "LocalServer"]
 PATH = "/api-ws/v1/inference"
 _CLOSE_TIMEOUT = 2.0  # seconds a closing peer gets to answer the close frame and drop TCP
 _JOIN_TIMEOUT = 15.0  # seconds the synthesis thread gets to stop
+
+# websockets logs every request header at DEBUG (clients' Authorization included): its logger here
+# never goes below INFO, so no log level shows a client's key.
+_WIRE_LOG = logging.getLogger("voicebridge.server.wire")
+_WIRE_LOG.setLevel(logging.INFO)
 
 
 class LocalServer:
@@ -105,6 +111,7 @@ class LocalServer:
                 process_request=self._check_request,
                 compression=None,
                 close_timeout=_CLOSE_TIMEOUT,
+                logger=_WIRE_LOG,
             )
         except OSError as exc:
             await self.stop()

@@ -1,6 +1,8 @@
 """Where the service cuts received text into sentences (docs/protocol.md, "Server events").
 
-Pure functions. A sentence ends at 。！？!?；; or a line break, or at a '.' followed by white space;
+Pure functions. A sentence ends at 。！？!?；; or a line break, at the Arabic, Urdu, Devanagari,
+Myanmar and Khmer full stops (؟ ۔ । ॥ ။ ។ ៕; an inference: the client's fragmenter ends
+sentences there too), or at a '.' followed by white space;
 closing quotes and brackets stay with their sentence. The local server also cuts a sentence that
 has no end once it grows past ``max_length`` billed characters (a client that never punctuates
 must not hold the engine for minutes, and its listener must hear something): at the last clause
@@ -16,7 +18,7 @@ from ..text.billing import count_characters
 
 __all__ = ["cut_long", "split_sentences"]
 
-_SENTENCE_ENDS = frozenset("。！？!?；;\n")
+_SENTENCE_ENDS = frozenset("。！？!?；;\n؟۔।॥။។៕")
 _CLOSERS = frozenset("\"'”’」』）)]")
 _CLAUSE_MARKS = frozenset("，,、：:—…")
 
