@@ -111,28 +111,12 @@ def oracle(url: str, text: str, voice: str, pieces: list[str], rate: float, flus
         synthesizer.close()
 
 
-class _SdkFirstAudio:
-    """The official SDK's callback: the time of the first audio frame."""
-
-    def __init__(self) -> None:
-        self.at: float | None = None
-        self.done = threading.Event()
-
-    def on_data(self, data: bytes) -> None:
-        if self.at is None:
-            self.at = time.monotonic()
-            self.done.set()
-
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        return lambda *args: None  # on_open, on_event, on_complete, on_error, on_close
-
-
 def sdk_pattern(url: str, voice: str, pieces: list[str], rate: float) -> float:
     """The official dashscope SDK's streaming sample: seconds to first audio."""
     from dashscope.audio.tts_v2 import AudioFormat as SdkFormat
     from dashscope.audio.tts_v2 import SpeechSynthesizer as SdkSynthesizer
 
-    callback = _SdkFirstAudio()
+    callback = _FirstAudio()  # voicebridge's ResultCallback has the SDK's method names
     synthesizer = SdkSynthesizer(
         model="cosyvoice-v2",
         voice=voice,
