@@ -37,10 +37,11 @@ PATH = "/api-ws/v1/inference"
 _CLOSE_TIMEOUT = 2.0  # seconds a closing peer gets to answer the close frame and drop TCP
 _JOIN_TIMEOUT = 15.0  # seconds the synthesis thread gets to stop
 
-# websockets logs every request header at DEBUG (clients' Authorization included): its logger here
-# never goes below INFO, so no log level shows a client's key.
+# websockets logs every request header at DEBUG (clients' Authorization included) and each
+# connection at INFO: its logger here says only warnings and errors, so no log level shows a
+# client's key (the server's own log says what matters).
 _WIRE_LOG = logging.getLogger("voicebridge.server.wire")
-_WIRE_LOG.setLevel(logging.INFO)
+_WIRE_LOG.setLevel(logging.WARNING)
 
 
 class LocalServer:
