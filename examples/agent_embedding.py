@@ -26,7 +26,7 @@ from openai import AsyncOpenAI
 from voicebridge.audio import WavFileSink
 from voicebridge.bridge import VoiceBridge
 from voicebridge.llm import aiter_text
-from voicebridge.local_llm import LocalLLM
+from voicebridge.local_llm import SYSTEM_PROMPT, LocalLLM
 
 
 async def weather_tool(city: str, seconds: float) -> str:
@@ -35,12 +35,12 @@ async def weather_tool(city: str, seconds: float) -> str:
     return f"In {city} it is 21 degrees and sunny."
 
 
-async def llm(client: AsyncOpenAI, model: str, prompt: str) -> AsyncIterator[str]:
+ASSISTANT = "You are a voice assistant. Answer in two sentences."
+
+
+async def llm(client: AsyncOpenAI, model: str, prompt: str, system: str) -> AsyncIterator[str]:
     """The LLM's reply to ``prompt``, as text pieces."""
-    messages = [
-        {"role": "system", "content": "You are a voice assistant. Answer in two sentences."},
-        {"role": "user", "content": prompt},
-    ]
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
     stream = await client.chat.completions.create(
         model=model, messages=messages, max_tokens=120, stream=True
     )
@@ -49,12 +49,12 @@ async def llm(client: AsyncOpenAI, model: str, prompt: str) -> AsyncIterator[str
 
 
 async def weather_turn(
-    client: AsyncOpenAI, model: str, city: str, tool_seconds: float
+    client: AsyncOpenAI, model: str, system: str, city: str, tool_seconds: float
 ) -> AsyncIterator[str]:
     """One agent turn as one stream of text: talk, call the tool (silence), talk again."""
     yield f"Let me look up the weather in {city}. "
     result = await weather_tool(city, tool_seconds)  # nothing to say for a while
-    async for piece in llm(client, model, f"Tell me about this weather: {result}"):
+    async for piece in llm(client, model, f"Tell me about this weather: {result}", system):
         yield piece
 
 
@@ -81,13 +81,15 @@ async def main() -> None:
     with contextlib.ExitStack() as stack:
         if os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"):
             client, model = AsyncOpenAI(), os.environ.get("OPENAI_MODEL", "gpt-4o-mini")
+            system = ASSISTANT
         else:
             local = stack.enter_context(LocalLLM())  # SmolLM2 on a free loopback port
             client, model = AsyncOpenAI(base_url=local.base_url, api_key="none"), local.model
+            system = SYSTEM_PROMPT  # the prompt a 135M model answers well
         sinks = [WavFileSink(args.out)] if args.out else None  # None: the speaker
         async with VoiceBridge(sinks=sinks) as bridge:
             # 1. A turn with a long, silent tool call in the middle.
-            turn = weather_turn(client, model, "Hangzhou", args.tool_seconds)
+            turn = weather_turn(client, model, system, "Hangzhou", args.tool_seconds)
             metrics = await bridge.aspeak(shown(turn))
             print(
                 f"[tool call of {args.tool_seconds:g} s: {metrics.audio_seconds:.1f} s of audio, "
@@ -96,14 +98,14 @@ async def main() -> None:
 
             # 2. A barge-in: the user talks over a long answer.
             user_speaks = asyncio.Event()  # in a real app: your voice activity detector
-            story = llm(client, model, "Tell me a long story about a lighthouse keeper.")
+            story = llm(client, model, "Tell me a long story about a lighthouse keeper.", system)
             speaking = asyncio.create_task(bridge.aspeak(shown(story, user_speaks)))
             waiting = asyncio.create_task(user_speaks.wait())
             await asyncio.wait({waiting, speaking}, return_when=asyncio.FIRST_COMPLETED)
             waiting.cancel()
             await bridge.ainterrupt()
             metrics = await speaking
-            print(f"\n[barge-in: interrupted={metrics.interrupted}]")
+            print(f"\n[barge-in: interrupted={metrics.interrupted}; heard: {metrics.heard_text!r}]")
             await bridge.aspeak("Sure, I stopped. What would you like to know instead?")
             print("Sure, I stopped. What would you like to know instead?")
         await client.close()
