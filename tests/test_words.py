@@ -43,7 +43,7 @@ def check_words(metrics: TurnMetrics) -> None:
     assert [w.text_start for w in words] == sorted(w.text_start for w in words)
     assert all(a.start <= b.start and a.end <= b.end for a, b in itertools.pairwise(words))
     assert all(w.start <= w.end for w in words)
-    assert words[-1].end <= metrics.audio_seconds + 0.05
+    assert words[-1].end <= metrics.audio_seconds + 1e-6, "no word ends after the audio"
     assert letters("".join(w.text for w in words)) == letters(metrics.text)
 
 

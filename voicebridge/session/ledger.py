@@ -124,8 +124,9 @@ class Ledger:
         remainder = self.unacknowledged()
         settled = self._acknowledge(len(remainder), self.delivered, None, (), None)
         late_words = () if self._task_words else words
+        text, limit = "".join(self._task_text), self.delivered / self._bps
         placed = _place_words(
-            late_words, "".join(self._task_text), self._task_offset, task_start / self._bps, None
+            late_words, text, self._task_offset, task_start / self._bps, None, limit
         )
         self._task_text, self._task_words = [], False
         if not settled.text and not placed:
@@ -182,7 +183,7 @@ class Ledger:
         start = start_bytes / self._bps
         sentence = Sentence(start, self.delivered / self._bps, offset, offset + len(text))
         base = start if base_bytes is None else base_bytes / self._bps
-        placed = _place_words(words, text, offset, base, index_map)
+        placed = _place_words(words, text, offset, base, index_map, self.delivered / self._bps)
         self._task_words = self._task_words or bool(placed)
         return Acknowledgement(text, sentence, placed)
 
@@ -235,9 +236,11 @@ def _place_words(
     offset: int,
     base: float,
     index_map: list[int] | None,
+    limit: float,
 ) -> tuple[Word, ...]:
     """Words of one acknowledgement on the turn's text and timeline; malformed entries are
-    skipped, times never go backwards."""
+    skipped, times never go backwards nor past ``limit`` (the end of the audio they speak:
+    it was all delivered before the sentence-end or task-finished that brought the words)."""
     placed: list[Word] = []
     cursor = 0
     last_end = base
@@ -255,8 +258,8 @@ def _place_words(
             continue
         end_index = start_index + len(word.strip())
         cursor = end_index
-        start = max(last_end if placed else base, base + float(begin) / 1000)
-        end = max(start, base + float(finish) / 1000)
+        start = min(limit, max(last_end if placed else base, base + float(begin) / 1000))
+        end = min(limit, max(start, base + float(finish) / 1000))
         last_end = end
         placed.append(Word(word.strip(), start, end, offset + start_index, offset + end_index))
     return tuple(placed)
