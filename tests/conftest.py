@@ -4,6 +4,7 @@ the arguments of :class:`voicebridge.server.LocalServer` (limits, faults, api_ke
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -38,3 +39,19 @@ def tone_server(make_server: Callable[..., ServerThread]) -> ServerThread:
 def espeak_server(make_server: Callable[..., ServerThread]) -> ServerThread:
     """A server speaking through espeak-ng, accepting any API key."""
     return make_server(engine="espeak")
+
+
+@pytest.fixture
+def ctrl_c_reaches_children() -> Iterator[None]:
+    """Child processes started in the test get Ctrl-C (SIGINT) as a terminal would send it.
+
+    A test run started in the background (``cmd &`` in a script) has SIGINT ignored, and children
+    inherit that; a handler of ours is reset to the default on exec instead.
+    """
+    before = signal.getsignal(signal.SIGINT)
+    if before == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -101,6 +101,7 @@ def test_read_stream_yields_before_the_writer_is_done() -> None:
     assert "".join(pieces) == "个 and more"
 
 
+@pytest.mark.usefixtures("ctrl_c_reaches_children")
 def test_serve_answers_sdk_clients_and_stops_on_ctrl_c() -> None:
     with ServerThread(engine="tone") as probe:  # find a free port, then give it back
         port = int(probe.url.split(":")[2].split("/")[0])
@@ -224,6 +225,7 @@ def test_voices_lists_each_model_with_language_and_gender() -> None:
     )
 
 
+@pytest.mark.usefixtures("ctrl_c_reaches_children")
 def test_ctrl_c_stops_speak_cleanly(tmp_path: Path) -> None:
     with ServerThread(engine="tone") as server:
         process = subprocess.Popen(

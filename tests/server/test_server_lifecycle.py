@@ -55,6 +55,7 @@ def test_repr_and_url_never_show_the_key() -> None:
     assert server.url.endswith(":0/api-ws/v1/inference")
 
 
+@pytest.mark.usefixtures("ctrl_c_reaches_children")
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_and_sigterm_stop_serve_cleanly(signum: int) -> None:
     with serve_process(engine="tone") as (process, url):
