@@ -51,7 +51,7 @@ class SessionDriver:
     """Runs one :class:`SessionCore` against the service at ``url`` (see the module docstring).
 
     ``deliver(turn, chunk)`` and ``words(turn, words)`` must not block: they run on receive
-    threads. ``on_turn_end(turn)`` runs when a turn ends, on the thread that ended it.
+    threads. A turn's end shows on the :class:`~voicebridge.turn.Turn` itself (``done``).
     """
 
     def __init__(
