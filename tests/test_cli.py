@@ -122,7 +122,13 @@ def test_serve_answers_sdk_clients_and_stops_on_ctrl_c() -> None:
         assert audio is not None and len(audio) > 0
     finally:
         process.send_signal(signal.SIGINT)
-        assert process.wait(20) == 0
+        try:
+            code = process.wait(20)
+        finally:
+            if process.poll() is None:  # it did not stop: never leave it running
+                process.kill()
+                process.wait(5)
+    assert code == 0
 
 
 def test_no_play_without_out_writes_the_default_wav_and_says_so(tmp_path: Path) -> None:
@@ -232,15 +238,20 @@ def test_ctrl_c_stops_speak_cleanly(tmp_path: Path) -> None:
             [*COMMAND, "speak", "--url", server.url, "--no-play", "--out", str(tmp_path / "c.wav")],
             stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
         )  # fmt: skip
-        assert process.stdin is not None and process.stderr is not None
-        process.stdin.write(b"A sentence that is spoken. And then the producer hangs")
-        process.stdin.flush()
-        deadline = time.monotonic() + 30
-        while "A sentence that is spoken. " not in "".join(t.text for t in server.transcripts):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        process.send_signal(signal.SIGINT)
-        assert process.wait(15) == 130
-        stderr = process.stderr.read().decode()
-        process.stdin.close()
+        try:
+            assert process.stdin is not None and process.stderr is not None
+            process.stdin.write(b"A sentence that is spoken. And then the producer hangs")
+            process.stdin.flush()
+            deadline = time.monotonic() + 30
+            while "A sentence that is spoken. " not in "".join(t.text for t in server.transcripts):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            process.send_signal(signal.SIGINT)
+            assert process.wait(15) == 130
+            stderr = process.stderr.read().decode()
+            process.stdin.close()
+        finally:
+            if process.poll() is None:  # it did not stop: never leave it running
+                process.kill()
+                process.wait(5)
     assert "interrupted" in stderr and "Traceback" not in stderr
