@@ -171,9 +171,7 @@ class Fragmenter:
         self._filter = SpeakableFilter(code_blocks=code_blocks, code_placeholder=code_placeholder)
         self._cjk_per_word = cjk_chars_per_word
         self._min_units = min_words * cjk_chars_per_word
-        self._first_max = first_max_characters
         self._target = target_characters
-        self._sentence_max = sentence_max_characters
         self._run_on_max = run_on_max_characters
         # Per "first fragment or not": the length limit, and the held length below which no cut
         # can be due without a new boundary.
@@ -377,7 +375,8 @@ class Fragmenter:
         for offset in self._segments().breaks(buf[run:stop]):
             if run + offset > last:
                 break
-            found = run + offset
+            if cluster_boundary(buf, run + offset):  # ICU breaks "ยวน้|ำ" when cut mid-word
+                found = run + offset
         return found
 
     def _segments(self) -> Segmenter:
