@@ -28,6 +28,7 @@ class Recorder(ResultCallback):
         self.events: list[ServerEvent] = []
         self.audio = bytearray()
         self.errors: list[str] = []
+        self.failed = threading.Event()
         self.completed = 0
 
     def on_result(self, event: ServerEvent) -> None:
@@ -38,6 +39,7 @@ class Recorder(ResultCallback):
 
     def on_error(self, message: str) -> None:
         self.errors.append(message)
+        self.failed.set()
 
     def on_complete(self) -> None:
         self.completed += 1
@@ -104,8 +106,8 @@ def test_idle_timer_fails_the_task_with_the_service_message() -> None:
         recorder = Recorder()
         synth = synthesizer(server.url, recorder)
         synth.streaming_call("Then nothing more arrives")
+        assert recorder.failed.wait(5.0), "the idle timer fired"
         with pytest.raises(TaskFailedError) as failure:
-            synth.wait_done(5.0)
             synth.streaming_complete()
         synth.close()
     assert failure.value.message == "request timeout after 23 seconds."

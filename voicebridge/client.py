@@ -263,25 +263,12 @@ class SpeechSynthesizer:
     def streaming_complete(self, complete_timeout_millis: int = 600_000) -> None:
         """Send finish-task and block until task-finished; raises on task-failed or timeout.
         Does nothing if no task is running."""
-        if self.finish():
-            self._wait(self._done, complete_timeout_millis / 1000, "task-finished")
-
-    def finish(self) -> bool:
-        """Send finish-task without waiting; True if a task is finishing (see :meth:`wait_done`).
-        Raises the task's error if it failed."""
         if self._protocol.state is ClientState.STARTED:
             self._send(self._protocol.finish_task())
         if self._error is not None:
             raise self._error
-        return self._protocol.state is ClientState.FINISHING
-
-    def wait_done(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` s for the end of the task: True if finished, raises if failed."""
-        if not self._done.wait(timeout):
-            return False
-        if self._error is not None:
-            raise self._error
-        return True
+        if self._protocol.state is ClientState.FINISHING:
+            self._wait(self._done, complete_timeout_millis / 1000, "task-finished")
 
     def streaming_cancel(self, timeout: float = 5.0) -> None:
         """Cancel the task: the server drops pending text and answers task-finished at once.
