@@ -23,6 +23,7 @@ from voicebridge.protocol import (
     decode_server_event,
     encode_client_message,
     encode_server_event,
+    is_synthesis_notice,
 )
 from voicebridge.server.service import ServerProtocol
 
@@ -167,3 +168,19 @@ def test_client_and_server_machines_talk_in_memory() -> None:
     actions = deliver(client.finish_task(), 2.0)
     assert [type(a).__name__ for a in actions] == ["Synthesize"]
     assert client.state is ClientState.FINISHING
+
+
+def test_synthesis_notices_are_told_without_decoding_and_nothing_else_is() -> None:
+    task = "a" * 32
+    notice = encode_server_event(ResultGenerated(task, "sentence-synthesis", 3))
+    assert isinstance(notice, str) and is_synthesis_notice(notice)
+    others = [
+        ResultGenerated(task, "sentence-begin", 3, original_text="Hi."),
+        ResultGenerated(task, "sentence-end", 3, original_text="sentence-synthesis", characters=3),
+        TaskStarted(task),
+        TaskFinished(task, 3),
+        TaskFailed(task, "InternalError", "sentence-synthesis failed"),
+    ]
+    for event in others:
+        frame = encode_server_event(event)
+        assert isinstance(frame, str) and not is_synthesis_notice(frame), frame

@@ -59,6 +59,7 @@ __all__ = [
     "decode_server_event",
     "encode_client_message",
     "encode_server_event",
+    "is_synthesis_notice",
     "new_task_id",
 ]
 
@@ -367,6 +368,19 @@ def decode_server_event(text: str | bytes) -> ServerEvent:
             words=_words(sentence),
         )
     raise RemoteProtocolError(f"unknown server event {event!r}")
+
+
+def is_synthesis_notice(text: str) -> bool:
+    """True for a sentence-synthesis event, told without decoding the JSON: one comes before
+    every audio frame, and it says nothing the audio does not. A frame that names another event
+    or carries text is never taken for one (decode it in full)."""
+    return (
+        "sentence-synthesis" in text
+        and "original_text" not in text
+        and "task-" not in text
+        and "sentence-end" not in text
+        and "sentence-begin" not in text
+    )
 
 
 # --------------------------------------------------------------------------- client machine

@@ -42,6 +42,7 @@ from ..protocol import (
     TaskFailed,
     TaskFinished,
     TaskStarted,
+    is_synthesis_notice,
 )
 from ..text.billing import count_characters
 from ..text.fragmenter import Fragmenter
@@ -258,7 +259,7 @@ class SessionCore:
         if conn != self._conn:
             return self._take(now)
         self._liveness.progressed(now)
-        if _is_synthesis_notice(text):
+        if is_synthesis_notice(text):
             return []  # one before every audio frame; it says nothing the audio does not
         try:
             event = self._protocol.receive_text(text)
@@ -579,15 +580,3 @@ class SessionCore:
         if turn is None or not turn.characters_sent:
             return False  # the first words of a turn are never held
         return self._pace.held(self._buffered_audio(), self._ledger.unacked_billed)
-
-
-def _is_synthesis_notice(text: str) -> bool:
-    """A sentence-synthesis event (checked without decoding: half of all frames are these).
-    Anything that names another event or carries text is decoded in full."""
-    return (
-        "sentence-synthesis" in text
-        and "original_text" not in text
-        and "task-" not in text
-        and "sentence-end" not in text
-        and "sentence-begin" not in text
-    )
