@@ -222,7 +222,7 @@ class SessionCore:
         budget (a gateway that closes every connection must not be reopened in a loop).
         Between turns the link is dropped; a preconnect() wish ends with it."""
         if conn == self._conn:
-            if self._protocol.task_active or self._ledger_busy() or self._active() is not None:
+            if self._protocol.task_active or not self._ledger.empty or self._active() is not None:
                 self._fail(error or ConnectionLost("the connection closed during a turn"), now)
             else:  # an idle connection closed (the service's 60 s idle close): open one later
                 self._drop_link()
@@ -356,10 +356,7 @@ class SessionCore:
     def _needs_link(self) -> bool:
         """A connection is wanted: asked for, or a turn runs (opened at the turn's start, so the
         handshake overlaps the LLM's first token; the task starts with the first fragment)."""
-        return self._want_link or self._active() is not None or self._ledger_busy()
-
-    def _ledger_busy(self) -> bool:
-        return not self._ledger.empty
+        return self._want_link or self._active() is not None or not self._ledger.empty
 
     def _pump(self, now: float) -> None:
         """Do what the state allows: connect, start a task, send, finish, end the turn."""
