@@ -16,8 +16,9 @@ have heard. The rule, at the byte level so that any cut decodes sensibly:
   incomplete frame at the very end, where the audio was cut off, is not damage).
 
 So audio cut anywhere and continued from the same byte (a correctly trimmed replay) decodes to
-each character once; a replay trimmed too little repeats characters (their start frames come
-again); one trimmed too much loses characters. The audio is a pure function of the sentence and
+each character once; a replay trimmed too little by whole frames repeats characters (their start
+frames come again), one trimmed too much loses characters, and one trimmed inside a frame shows
+as invalid bytes at the seam. The audio is a pure function of the sentence and
 the rate: replaying a sentence gives byte-identical audio. A sentence of n characters lasts
 ``n * frames_per_character * 4`` samples; volume and pitch are ignored (they would damage the
 code), ``rate`` divides the number of frames. The engine produces the sample rate the task asked
