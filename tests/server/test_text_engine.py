@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voicebridge.server import SpeechRequest, TextEngine, decode_text_audio
-from voicebridge.server.text_engine import FRAME_BYTES, DecodedText
+from voicebridge.server import DecodedText, SpeechRequest, TextEngine, decode_text_audio
+from voicebridge.server.text_engine import FRAME_BYTES
 
 ENGINE = TextEngine(seconds_per_character=0.002)  # short blocks keep the examples small
 RATE = 16000
