@@ -34,6 +34,7 @@ from voicebridge.server.service import (
     Synthesize,
 )
 from voicebridge.session.actions import (
+    IO_ACTIONS,
     Action,
     CheckStall,
     Close,
@@ -102,6 +103,7 @@ class Loop:
         self.pings = 0
         self.stall_checks = 0
         self._frames: dict[int, int] = {}
+        self.waiting_until: float | None = None  # the driver thread sleeps until then
 
     # ------------------------------------------------------------------ driving the core
 
@@ -118,18 +120,31 @@ class Loop:
         self.run(self.core.end_turn(self.core.turn, self.now))
 
     def advance(self, seconds: float) -> None:
-        """Move the clock, firing every deadline on the way (as the driver thread would)."""
+        """Move the clock, waking at the deadline the driver thread sleeps until, as it does:
+        a deadline that came sooner without the core saying so (``sooner``) is missed."""
         target = self.now + seconds
-        while (deadline := self.core.next_deadline()) is not None and deadline <= target:
-            self.now = max(self.now, deadline)
+        while self.waiting_until is not None and self.waiting_until <= target:
+            self.now = max(self.now, self.waiting_until)
             self.run(self.core.tick(self.now))
+            self.waiting_until = self.core.next_deadline()
         self.now = target
 
     def run(self, actions: list[Action]) -> None:
+        """Perform ``actions`` and what they lead to, then look at the deadline as the driver
+        does: anew after I/O (it woke to do it), else only when the core says ``sooner``."""
         pending = list(actions)
+        woke = False
         while pending:
             action = pending.pop(0)
+            woke = woke or isinstance(action, IO_ACTIONS)
             pending.extend(self._perform(action))
+        if woke or self.core.sooner:
+            self.core.sooner = False
+            deadline = self.core.next_deadline()
+            if woke or self.waiting_until is None:
+                self.waiting_until = deadline
+            elif deadline is not None:
+                self.waiting_until = min(self.waiting_until, deadline)
 
     def silence_existing(self) -> None:
         """The connections open now stop answering; new ones work (a server that hung)."""

@@ -92,6 +92,22 @@ def test_idle_flush_sends_and_flushes_whole_words_only() -> None:
     assert loop.ended[0].text == "The weather is fine, and the bridge waits for the next word."
 
 
+def test_every_pause_gets_its_idle_flush_on_time() -> None:
+    """Text held after an earlier idle flush wakes the driver for this pause's flush too."""
+    loop = Loop()
+    loop.turn()
+    loop.feed("Hello wor")
+    loop.advance(0.8)  # the first pause: "Hello " goes
+    loop.feed("ld, and then mo")
+    loop.advance(0.8)  # the second pause, 0.6 s after the text: "world, and then " goes
+    assert "".join(m.text for m in loop.messages(ContinueTask)) == "Hello world, and then "
+    loop.advance(8.0)  # a long pause: the cut word goes too
+    assert "".join(m.text for m in loop.messages(ContinueTask)) == "Hello world, and then mo"
+    loop.feed("re.")
+    loop.end()
+    assert loop.ended[0].text == "Hello world, and then more."
+
+
 def test_a_pause_past_the_rollover_flushes_the_cut_word_then_rolls_over() -> None:
     loop = Loop()
     loop.turn()

@@ -154,9 +154,11 @@ class SessionCore:
         turn.characters_read += len(text)
         if turn.first_text_at is None:
             turn.first_text_at = now
-        was_holding = self._outbox.holding
+        before = None if self.sooner else self._outbox.deadline()
         if not self._outbox.feed(text, now):  # most tokens: held, nothing else changes
-            self.sooner = self.sooner or not was_holding  # the idle timer starts
+            if not self.sooner:  # the idle timer started, or restarted after an idle flush
+                after = self._outbox.deadline()
+                self.sooner = after is not None and (before is None or after < before)
             return []
         return self._queued(now)
 

@@ -32,7 +32,6 @@ class Outbox:
         self._settings = settings
         self.pieces: deque[Piece] = deque()
         self.text_at: float | None = None
-        self.holding = False  # the fragmenter took text and gave nothing back yet
         self._fresh = True  # the next piece is the first of the turn or after a pause
         self._idle_flushed = False  # this pause's whole-word flush is done
 
@@ -43,7 +42,7 @@ class Outbox:
         self.fragmenter.reset()
         self.pieces.clear()
         self.text_at = None
-        self.holding = self._idle_flushed = False
+        self._idle_flushed = False
         self._fresh = True
         return unsent
 
@@ -56,9 +55,7 @@ class Outbox:
         """Text from the source; True when it decided new pieces."""
         self.text_at = now
         self._idle_flushed = False
-        fragments = self.fragmenter.feed(text)
-        self.holding = not fragments
-        return self._add(fragments, flush_last=False)
+        return self._add(self.fragmenter.feed(text), flush_last=False)
 
     def flush(self) -> bool:
         """The source says its text so far is complete: all of it goes, flushed."""
