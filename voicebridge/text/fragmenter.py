@@ -389,8 +389,9 @@ class Fragmenter:
         character 1; words of spaceless scripts are counted by the segmenter."""
         buf, per_word = self._buf, self._cjk_per_word
         words = len(_WORD_START.findall(buf, start, end))
-        for run in _SPACELESS_RUN.finditer(buf, start, end):
-            words += self._segments().count_words(run.group())
+        if self._spaceless:
+            for run in _SPACELESS_RUN.finditer(buf, start, end):
+                words += self._segments().count_words(run.group())
         return words * per_word + len(_CJK_CHAR.findall(buf, start, end))
 
     def _release(self, end: int, kind: Boundary) -> Fragment:
