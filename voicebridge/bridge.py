@@ -48,7 +48,6 @@ log = logging.getLogger("voicebridge.bridge")
 
 _DRAIN_MARGIN = 10.0  # seconds allowed beyond the buffered audio for sinks to drain
 _WATCHDOG = 5.0  # seconds between checks that the session thread is alive while a turn runs
-_READER_JOIN = 1.0  # seconds close() waits for a reader thread stuck in its source
 _SERVICE_HOST = "aliyuncs.com"  # word timings are opt-in on the real service (voice-dependent)
 
 
