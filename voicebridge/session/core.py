@@ -377,9 +377,10 @@ class SessionCore:
             self._start_task(now)
         if protocol.state is ClientState.STARTED:
             self._send_pieces(now)
-        held = self._outbox.pieces and self._active() is not None and self._held_back()
-        buffered, unspoken = self._buffered_audio(), self._ledger.unacked_billed
-        self._recheck_at = now + self._pace.recheck_after(buffered, unspoken) if held else None
+        self._recheck_at = None
+        if self._outbox.pieces and self._active() is not None and self._held_back():
+            buffered, unspoken = self._buffered_audio(), self._ledger.unacked_billed
+            self._recheck_at = now + self._pace.recheck_after(buffered, unspoken)
         self._maybe_end_turn()
 
     def _wants_task(self) -> bool:
@@ -481,6 +482,7 @@ class SessionCore:
         turn.billed_characters += self._protocol.characters
         if turn is not self._active():
             return
+        turn.open_sentence = None  # the task is over: no sentence of it is still being spoken
         self._record(turn, self._ledger.task_finished(event.words))
         if not self._source_done or self._outbox.pieces:
             turn.rollovers += 1
