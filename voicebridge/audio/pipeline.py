@@ -232,11 +232,13 @@ class AudioPipeline:
             return
         self._closed = True
         self.interrupt()
+        deadline = time.monotonic() + timeout
         self._dispatcher.put(self._handle, 0, Signal.STOP)
         drained = self._drained.wait(timeout)
+        rest = max(0.0, deadline - time.monotonic())  # one timeout for the drain and the join
         if self._shared:
-            release_shared(timeout)
-        elif not self._dispatcher.stop(timeout):
+            release_shared(rest)
+        elif not self._dispatcher.stop(rest):
             drained = False
         errors: list[BaseException] = []
         for sink in self._sinks:
