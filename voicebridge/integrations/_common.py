@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 from ..audio import NullSink
 from ..bridge import VoiceBridge
 from ..errors import ConfigurationError
-from ..llm import EndOfTurn
 
 __all__ = ["BridgePool", "TextFeed", "in_executor"]
 
@@ -29,29 +28,20 @@ async def in_executor(call: Callable[[], _T]) -> _T:
 
 class TextFeed:
     """The text of one running turn, pushed by a framework callback and read by the bridge: an
-    async iterable of text pieces and :class:`~voicebridge.llm.EndOfTurn` flush marks.
+    async iterable of text pieces.
 
     Unbounded: it holds text the LLM wrote that the bridge has not read yet, and the bridge reads
     it as soon as the event loop runs. Not thread-safe: push from the loop's thread only.
     """
 
     def __init__(self) -> None:
-        self._items: asyncio.Queue[str | EndOfTurn | None] = asyncio.Queue()
+        self._items: asyncio.Queue[str | None] = asyncio.Queue()
         self._ended = False
-
-    @property
-    def ended(self) -> bool:
-        return self._ended
 
     def push(self, text: str) -> None:
         """Add text to the turn; ignored once the feed has ended."""
         if text and not self._ended:
             self._items.put_nowait(text)
-
-    def flush(self) -> None:
-        """Have the text pushed so far synthesized now; the turn goes on reading."""
-        if not self._ended:
-            self._items.put_nowait(EndOfTurn("flush"))
 
     def end(self) -> None:
         """No more text: the turn speaks what it has and ends. Idempotent."""
@@ -59,10 +49,10 @@ class TextFeed:
             self._ended = True
             self._items.put_nowait(None)
 
-    def __aiter__(self) -> AsyncIterator[str | EndOfTurn]:
+    def __aiter__(self) -> AsyncIterator[str]:
         return self._read()
 
-    async def _read(self) -> AsyncGenerator[str | EndOfTurn, None]:
+    async def _read(self) -> AsyncGenerator[str, None]:
         while (item := await self._items.get()) is not None:
             yield item
 
@@ -87,6 +77,7 @@ class BridgePool:
             self._options["url"] = self._first.url
         self._idle = [self._first]
         self._lent: set[VoiceBridge] = set()
+        self._making: set[asyncio.Future[VoiceBridge]] = set()
         self._keep = keep
         self._retired = False
 
@@ -108,7 +99,7 @@ class BridgePool:
         """An idle bridge (a new one when all are busy), given back when the block ends."""
         if self._retired:
             raise ConfigurationError("this TTS plugin is closed")
-        bridge = self._idle.pop() if self._idle else await in_executor(self._make)
+        bridge = self._idle.pop() if self._idle else await self._new_bridge()
         self._lent.add(bridge)
         try:
             yield bridge
@@ -117,14 +108,33 @@ class BridgePool:
             self._idle.append(bridge)
             await self._close_spare()
 
+    async def _new_bridge(self) -> VoiceBridge:
+        """A new bridge. Making one goes on when its borrower is cancelled (the bridge's thread
+        has started by then): that bridge becomes idle, and :meth:`aclose` waits for it."""
+        making = asyncio.ensure_future(in_executor(self._make))
+        self._making.add(making)
+        making.add_done_callback(self._making.discard)
+        try:
+            return await asyncio.shield(making)
+        except asyncio.CancelledError:
+            making.add_done_callback(self._adopt)
+            raise
+
+    def _adopt(self, making: asyncio.Future[VoiceBridge]) -> None:
+        if not making.cancelled() and making.exception() is None:
+            self._idle.append(making.result())
+
     async def _close_spare(self) -> None:
-        """Close idle bridges beyond ``keep`` (all once retired), the first one last."""
+        """Close idle bridges beyond ``keep`` (all once retired), the first one last. They leave
+        the idle list before the first close is awaited, so closes that overlap take each one
+        once."""
         keep = 0 if self._retired else self._keep
         spare = [b for b in self._idle if b is not self._first][: max(0, len(self._idle) - keep)]
         if self._retired and not self._lent and self._first in self._idle:
             spare.append(self._first)
         for bridge in spare:
             self._idle.remove(bridge)
+        for bridge in spare:
             await in_executor(bridge.close)
 
     async def retire(self) -> None:
@@ -137,6 +147,7 @@ class BridgePool:
         self._retired = True
         for bridge in self._lent:
             bridge.interrupt()
+        await asyncio.gather(*self._making, return_exceptions=True)  # a cancelled turn's bridge
         everything = [b for b in (*self._idle, *self._lent) if b is not self._first]
         self._idle.clear()
         for bridge in [*everything, self._first]:
