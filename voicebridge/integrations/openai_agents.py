@@ -25,7 +25,6 @@ from typing import Any
 
 from agents.voice import TTSModel, TTSModelSettings
 
-from ..bridge import VoiceBridge
 from ..turn import AudioChunk
 from ..voices import DEFAULT_MODEL, DEFAULT_VOICE
 from ._common import BridgePool
@@ -59,17 +58,12 @@ class CosyVoiceTTSModel(TTSModel):
         self._model = model
         options = dict(bridge_options or {})
         options.update(voice=voice, model=model, sample_rate=SAMPLE_RATE, url=url, api_key=api_key)
-        self._pool = BridgePool(options, keep=1)
+        self._pool = BridgePool(options)
         self._order = asyncio.Lock()  # FIFO: batches speak in the order their runs started
 
     @property
     def model_name(self) -> str:
         return self._model
-
-    @property
-    def bridge(self) -> VoiceBridge:
-        """The one bridge (one warm connection) every batch speaks through."""
-        return self._pool.first
 
     def run(self, text: str, settings: TTSModelSettings) -> AsyncIterator[bytes]:
         """Speak one batch: its PCM chunks, after every earlier batch's."""
@@ -85,9 +79,10 @@ class CosyVoiceTTSModel(TTSModel):
             async for event in events:
                 if isinstance(event, AudioChunk):
                     pending += event.data
-                    while len(pending) >= CHUNK_BYTES:
-                        yield pending[:CHUNK_BYTES]
-                        pending = pending[CHUNK_BYTES:]
+                    whole = len(pending) - len(pending) % CHUNK_BYTES
+                    for start in range(0, whole, CHUNK_BYTES):
+                        yield pending[start : start + CHUNK_BYTES]
+                    pending = pending[whole:]
             if pending:
                 yield pending
 
