@@ -45,10 +45,14 @@ async def main() -> None:
 
         writer = asyncio.create_task(llm())
         pcm = bytearray()
-        async for audio in stream:
-            pcm += audio.frame.data.tobytes()
-            for word in audio.frame.userdata.get(USERDATA_TIMED_TRANSCRIPT, []):
-                print(f"{word.start_time:6.2f}s {word!r}")
+        try:
+            async for audio in stream:
+                pcm += audio.frame.data.tobytes()
+                for word in audio.frame.userdata.get(USERDATA_TIMED_TRANSCRIPT, []):
+                    print(f"{word.start_time:6.2f}s {word!r}")
+        except BaseException:
+            writer.cancel()  # the stream failed: the writer stops too
+            raise
         await writer
         await stream.aclose()
 

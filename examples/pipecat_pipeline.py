@@ -88,7 +88,7 @@ async def main() -> None:
         started.set()
 
     async def llm() -> None:
-        await started.wait()
+        await asyncio.wait_for(started.wait(), 30)  # a pipeline that never starts: an error
         # 1. A reply with a slow tool call in the middle.
         await worker.queue_frames(
             [LLMFullResponseStartFrame(), LLMTextFrame("Let me look up the weather.")]
