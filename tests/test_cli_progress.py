@@ -26,6 +26,7 @@ import pytest
 
 from voicebridge.progress import StatusLine, describe_speaking, eta_seconds
 from voicebridge.server import FaultPlan, ServerThread
+from voicebridge.text import speakable
 from voicebridge.turn import TurnProgress
 
 COMMAND = [sys.executable, "-m", "voicebridge"]
@@ -86,6 +87,22 @@ def speak_args(server: ServerThread, text_file: Path, *extra: str) -> list[str]:
     out = str(text_file.with_suffix(".wav"))
     return [*COMMAND, "speak", "--file", str(text_file), "--url", server.url, "--no-play",
             "--out", out, *extra]  # fmt: skip
+
+
+def test_a_markdown_files_total_is_what_will_be_spoken(
+    paced_server: ServerThread, tmp_path: Path
+) -> None:
+    markdown = "\n\n".join(
+        f"## Part {i}\n\nThis is **sentence** number {i}, with [a link](https://example.com/{i})."
+        for i in range(60)
+    )
+    path = tmp_path / "notes.md"
+    path.write_text(markdown, encoding="utf-8")
+    status, screen = run_on_terminal(speak_args(paced_server, path))
+    assert status == 0, screen
+    totals = {int(m.group(2).replace(",", "")) for m in UPDATE.finditer(screen)}
+    assert totals == {len(speakable(markdown))}, screen  # the marks and links' targets are not
+    assert len(speakable(markdown)) < 0.8 * len(markdown)
 
 
 def test_on_a_terminal_progress_is_redrawn_then_erased_and_the_summary_stays(

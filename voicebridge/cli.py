@@ -39,6 +39,7 @@ from .progress import StatusLine, describe_speaking
 from .protocol import LANGUAGE_HINTS, MAX_INSTRUCTION_CHARACTERS, SAMPLE_RATES, SEED_RANGE
 from .server.lifecycle import ENGINE_NAMES
 from .subtitles import build_cues, format_srt, format_vtt, subtitle_format, words_json
+from .text import speakable
 from .voices import DEFAULT_MODEL, DEFAULT_VOICE, MODEL_VOICES, model_voices
 
 __all__ = [
@@ -359,10 +360,11 @@ def read_stream(stream: BinaryIO) -> Iterator[str]:
 
 
 def _text_source(args: argparse.Namespace) -> tuple[object, int | None]:
-    """What to speak and its length in characters when it is known (an argument, a regular
-    file: read whole; a pipe or stdin: streamed as it arrives, length unknown)."""
+    """What to speak and how many characters of it will be spoken, when that is known (an
+    argument, a regular file: read whole; a pipe or stdin: streamed as it arrives, unknown).
+    The count is of the speakable text: what the bridge sends and counts as spoken."""
     if args.text is not None:
-        return args.text, len(args.text)
+        return args.text, len(speakable(args.text))
     if args.file not in (None, "-"):
         try:
             handle = open(args.file, "rb")  # noqa: SIM115 - closed when the stream ends
@@ -372,7 +374,7 @@ def _text_source(args: argparse.Namespace) -> tuple[object, int | None]:
                 text = handle.read().decode("utf-8", errors="replace")
         except OSError as exc:
             raise VoiceBridgeError(f"cannot read {args.file!r}: {exc.strerror}") from exc
-        return text, len(text)
+        return text, len(speakable(text))
     if args.file is None and sys.stdin.isatty():
         raise VoiceBridgeError("give TEXT, --file PATH, or pipe text into stdin")
     return read_stream(sys.stdin.buffer), None
