@@ -159,3 +159,15 @@ def test_local_model_start_is_shown_live_on_a_terminal_and_in_lines_elsewhere(
     assert re.search(rf"^starting the {re.escape(LABEL)}\.\.\.\n{re.escape(LABEL)} ready in "
                      r"\d+\.\d s\n", piped.stderr, re.MULTILINE), piped.stderr  # fmt: skip
     assert "\r" not in piped.stderr
+
+
+def test_with_v_the_model_start_is_told_in_lines_even_on_a_terminal(
+    tmp_path: os.PathLike[str],
+) -> None:
+    """The library's log lines go to the same terminal: a redrawn line would overwrite them."""
+    args = [*CHAT, "--no-play", "--engine", "tone", "--out", os.path.join(tmp_path, "c.wav")]
+    verbose = [args[0], *args[1:3], "-v", *args[3:]]  # python -m voicebridge -v chat ...
+    status, screen = run_on_terminal(verbose, timeout=120, env=LOCAL_ENV)
+    assert status == 0, screen
+    assert f"starting the {LABEL}...\n" in screen and f"{LABEL} ready in " in screen, screen
+    assert "loading the model," not in screen, screen

@@ -351,7 +351,8 @@ def run(args: argparse.Namespace) -> int:
         bridge.preconnect()  # the WebSocket handshake now, not after the first token
         base_url = endpoint.base_url
         if llm is not None:
-            base_url = start_local_llm(stack.enter_context, llm, endpoint.label, status)
+            live = args.verbose == 0  # a redrawn line and log lines do not mix
+            base_url = start_local_llm(stack.enter_context, llm, endpoint.label, status, live)
         client = stack.enter_context(
             openai.OpenAI(base_url=base_url, api_key=endpoint.api_key, max_retries=1)
         )
@@ -370,12 +371,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def start_local_llm(
-    enter: Callable[[LocalLLM], LocalLLM], llm: LocalLLM, label: str, status: TextIO
+    enter: Callable[[LocalLLM], LocalLLM], llm: LocalLLM, label: str, status: TextIO, live: bool
 ) -> str:
     """Start ``llm`` through ``enter`` (an ExitStack's ``enter_context``) and return its base URL.
-    On a terminal a live line says what it waits for (the download, then the model loading)
-    and for how long; elsewhere one line says so. Either way one line ends it: ready, and after
-    how many seconds."""
+    On a terminal, when ``live``, a redrawn line says what it waits for (the download, then the
+    model loading) and for how long; elsewhere one line says so. Either way one line ends it:
+    ready, and after how many seconds."""
     from .local_llm import DOWNLOAD_MB, cache_dir, cached_model
 
     started = time.monotonic()
@@ -388,7 +389,7 @@ def start_local_llm(
             return f"{download}: {seconds:.0f} s"
         return f"starting the {label}: loading the model, {seconds:.1f} s"
 
-    line = StatusLine(status, waiting)
+    line = StatusLine(status, waiting, enabled=None if live else False)
     if not line.enabled:
         status.write((f"{download}\n" if downloading else "") + f"starting the {label}...\n")
         status.flush()
