@@ -75,6 +75,7 @@ _OPENAI_MODEL = "gpt-4o-mini"
 _QWEN_MODEL = "qwen-plus"
 _DASHSCOPE = "https://dashscope.aliyuncs.com/compatible-mode/v1"
 _DASHSCOPE_INTL = "https://dashscope-intl.aliyuncs.com/compatible-mode/v1"
+_INTERRUPT_JOIN = 5.0  # seconds a barge-in's thread is waited for (interrupt() is bounded by 1 s)
 
 
 @dataclass(frozen=True)
@@ -239,11 +240,19 @@ def ctrl_c_barges_in(bridge: VoiceBridge) -> Iterator[None]:
         yield
         return
 
+    interrupters: list[threading.Thread] = []
+
     def barge_in(signum: int, frame: FrameType | None) -> None:
         if bridge.progress is None:  # no turn is running: nothing to barge into
             raise KeyboardInterrupt
         signal.signal(signal.SIGINT, previous)
-        bridge.interrupt()
+        # Not here: the handler runs on the main thread wherever it stopped, maybe holding a
+        # lock that interrupt() takes.
+        interrupter = threading.Thread(
+            target=bridge.interrupt, name="voicebridge-barge-in", daemon=True
+        )
+        interrupter.start()
+        interrupters.append(interrupter)
 
     previous = signal.getsignal(signal.SIGINT)
     if previous is None:  # set outside Python: put Python's own back afterwards
@@ -253,6 +262,8 @@ def ctrl_c_barges_in(bridge: VoiceBridge) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        for interrupter in interrupters:
+            interrupter.join(_INTERRUPT_JOIN)
 
 
 def converse(chat: Chat, read_line: Callable[[str], str] = input, *, echo: bool = False) -> None:
