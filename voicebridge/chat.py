@@ -185,6 +185,9 @@ class Chat:
             metrics = self.bridge.speak(shown)
         except openai.APIError as exc:
             raise SourceError(_llm_error(exc, str(self.client.base_url))) from exc
+        except KeyboardInterrupt:  # Ctrl-C pressed twice: the reply is abandoned, none of it kept
+            pieces.clear()
+            raise
         finally:
             self.out.write("\n")
             self.out.flush()
