@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.user_errors import one_error_line
+from voicebridge.cli import publish_files
+from voicebridge.errors import VoiceBridgeError
 from voicebridge.server import ServerThread
 from voicebridge.subtitles import (
     Cue,
@@ -311,3 +313,13 @@ def test_run_task_options_reach_the_server(tmp_path: Path) -> None:
         )  # fmt: skip
     assert replaced > 2 * plain
     assert every == pytest.approx(plain)
+
+
+def test_a_file_that_cannot_be_written_is_named_and_nothing_is_left(tmp_path: Path) -> None:
+    """The folder went away while the turn was spoken: the error names the file asked for (not
+    its hidden part), and the other file, written first, is not left behind either."""
+    kept, gone = tmp_path / "out.srt", tmp_path / "gone" / "words.json"
+    with pytest.raises(VoiceBridgeError) as error:
+        publish_files({str(kept): "1\n", str(gone): "[]\n"})
+    assert str(error.value) == f"cannot write {str(gone)!r}: No such file or directory"
+    assert list(tmp_path.iterdir()) == []

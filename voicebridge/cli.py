@@ -450,6 +450,7 @@ def publish_files(files: dict[str, str]) -> None:
     """Write each ``path: text`` (UTF-8) into a hidden file beside it, and rename them into place
     once all are written: a file appears whole or not at all; an error is raised as one line."""
     parts: dict[str, str] = {}
+    path = ""  # the file being written: an error names it, not its hidden part
     try:
         for path, text in files.items():
             folder, name = os.path.split(os.path.abspath(path))
@@ -460,9 +461,7 @@ def publish_files(files: dict[str, str]) -> None:
         for path, part in parts.items():
             os.replace(part, path)
     except OSError as exc:
-        raise VoiceBridgeError(
-            f"cannot write {exc.filename or 'a file'!r}: {exc.strerror}"
-        ) from exc
+        raise VoiceBridgeError(f"cannot write {path!r}: {exc.strerror}") from exc
     finally:
         for part in parts.values():
             with contextlib.suppress(OSError):
