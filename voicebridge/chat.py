@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 from .cli import (
     add_output_arguments,
     add_speech_arguments,
+    add_task_arguments,
     bridge_options,
     choose_sinks,
     error_line,
@@ -310,6 +311,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("message", nargs="?", help="answer this one message, then exit")
     add_llm_arguments(parser)
     add_speech_arguments(parser, model_flag="--tts-model")
+    add_task_arguments(parser)
     add_output_arguments(parser)
 
 

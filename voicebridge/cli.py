@@ -228,21 +228,20 @@ def add_task_arguments(parser: argparse.ArgumentParser) -> None:
 def _check_task_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """The library's check of every synthesis option, as an argument error (one line, 2)."""
     try:
-        synthesis_parameters(
-            model=args.tts_model,
-            voice=args.voice,
-            sample_rate=args.sample_rate,
-            volume=args.volume,
-            rate=args.rate,
-            pitch=args.pitch,
-            **_task_options(args),
-        )
+        synthesis_parameters(**_synthesis_options(args))
     except ConfigurationError as exc:
         parser.error(str(exc))
 
 
-def _task_options(args: argparse.Namespace) -> dict[str, Any]:
+def _synthesis_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The synthesis options: :func:`~voicebridge.options.synthesis_parameters`' arguments."""
     return {
+        "voice": args.voice,
+        "model": args.tts_model,
+        "sample_rate": args.sample_rate,
+        "volume": args.volume,
+        "rate": args.rate,
+        "pitch": args.pitch,
         "language_hints": args.language_hints,
         "seed": args.seed,
         "instruction": args.instruction,
@@ -276,16 +275,10 @@ def bridge_options(args: argparse.Namespace) -> dict[str, object]:
     """``VoiceBridge`` keyword arguments from :func:`add_speech_arguments`' and
     :func:`add_task_arguments`' arguments."""
     return {
-        "voice": args.voice,
-        "model": args.tts_model,
-        "sample_rate": args.sample_rate,
-        "volume": args.volume,
-        "rate": args.rate,
-        "pitch": args.pitch,
+        **_synthesis_options(args),
         "url": args.url,
         "engine": args.engine,
         "piper_voice": args.piper_voice,
-        **_task_options(args),
     }
 
 
@@ -547,7 +540,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     chat = commands.add_parser("chat", help="talk with an LLM that speaks while it writes")
     add_chat_arguments(chat)
-    add_task_arguments(chat)
     chat.set_defaults(handler=run_chat, parser=chat)
 
     from .web import add_arguments as add_web_arguments
